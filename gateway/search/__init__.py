@@ -1,0 +1,1 @@
+"""Search parameters as data: registry of SearchParameter definitions and index extraction."""
