@@ -1,0 +1,77 @@
+"""create_app(settings): the lifespan builds engine, store, search registry, event relay."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.responses import JSONResponse
+
+from gateway.events.bus import EventBus, InProcessBus, RedisStreamBus
+from gateway.events.relay import OutboxRelay
+from gateway.fhir.core import FhirCore
+from gateway.fhir.operations import Operation
+from gateway.http.adapter import fhir_endpoint
+from gateway.search.extract import IndexExtractor
+from gateway.search.registry import SearchParamRegistry
+from gateway.settings import Settings
+from gateway.store.engine import create_engine
+from gateway.store.store import Store
+
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+
+
+def load_registry(settings: Settings) -> SearchParamRegistry:
+    return SearchParamRegistry.load(extra_dirs=[settings.profiles_dir / "SearchParameter"])
+
+
+def make_bus(settings: Settings) -> EventBus:
+    if settings.redis_url:
+        import redis.asyncio as aioredis
+
+        return RedisStreamBus(aioredis.from_url(settings.redis_url))
+    return InProcessBus()
+
+
+def operations() -> dict[str, Operation]:
+    return {}
+
+
+async def build_core(settings: Settings) -> tuple[FhirCore, OutboxRelay]:
+    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    registry = load_registry(settings)
+    relay = OutboxRelay(engine, make_bus(settings))
+    store = Store(engine, IndexExtractor(registry), listeners=[relay])
+    return FhirCore(settings, store, registry, operations()), relay
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        core, relay = await build_core(settings)
+        app.state.settings = settings
+        app.state.core = core
+        app.state.relay = relay
+        relay.start()
+        try:
+            yield
+        finally:
+            await relay.stop()
+            await relay.bus.close()
+            await core.store.dispose()
+
+    app = FastAPI(
+        title="FHIR family-doctor gateway", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+    base = settings.base_path.rstrip("/")
+    app.add_route(base, fhir_endpoint, methods=METHODS)
+    app.add_route(base + "/{path:path}", fhir_endpoint, methods=METHODS)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    return app

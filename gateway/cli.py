@@ -1,0 +1,50 @@
+"""`gateway` command line: serve, migrate (more later: import, export, validate, reindex)."""
+
+from __future__ import annotations
+
+import typer
+
+from gateway.settings import Settings
+
+app = typer.Typer(help="FHIR family-doctor gateway", no_args_is_help=True)
+
+
+@app.command()
+def migrate(
+    database_url: str = typer.Option(None, help="Overrides GATEWAY_DATABASE_URL"),
+) -> None:
+    """Create or upgrade the database schema to the latest version."""
+    from gateway.store.migrate import upgrade
+
+    url = database_url or Settings().database_url
+    upgrade(url)
+    typer.echo(f"database is up to date: {url.split('@')[-1]}")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Overrides GATEWAY_HOST"),
+    port: int = typer.Option(None, help="Overrides GATEWAY_PORT"),
+    workers: int = typer.Option(None, help="Overrides GATEWAY_WORKERS"),
+    migrate_first: bool = typer.Option(True, "--migrate/--no-migrate", help="Migrate first"),
+) -> None:
+    """Serve the FHIR API at http://HOST:PORT/fhir."""
+    import uvicorn
+
+    settings = Settings()
+    if migrate_first:
+        from gateway.store.migrate import upgrade
+
+        upgrade(settings.database_url)
+    uvicorn.run(
+        "gateway.asgi:app",
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
+        log_level=settings.log_level,
+        proxy_headers=True,
+    )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Events: outbox relay and buses (in-process, Redis Streams)."""

@@ -1,0 +1,85 @@
+"""Outbox relay: publishes committed outbox rows to the bus, at least once, in order.
+
+Writes put outbox rows in their own transaction; the relay runs beside the request path (woken
+after each commit, and on a timer for rows left by a crashed process) and marks rows published.
+With several replicas on PostgreSQL, FOR UPDATE SKIP LOCKED gives each batch to one relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.events.bus import EventBus
+from gateway.store.model import Event
+from gateway.store.tables import outbox
+
+log = logging.getLogger(__name__)
+
+
+class OutboxRelay:
+    def __init__(self, engine: AsyncEngine, bus: EventBus, batch: int = 500, interval: float = 5.0):
+        self.engine = engine
+        self.bus = bus
+        self.batch = batch
+        self.interval = interval
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def notify(self, events: Sequence[Event]) -> None:
+        self._wake.set()
+
+    async def drain_once(self) -> int:
+        """Publish one batch of unpublished rows; returns how many were published."""
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(gateway_write=True)
+            async with conn.begin():
+                q = (
+                    select(outbox)
+                    .where(outbox.c.published.is_(False))
+                    .order_by(outbox.c.seq)
+                    .limit(self.batch)
+                    .with_for_update(skip_locked=True)
+                )
+                rows = (await conn.execute(q)).all()
+                if not rows:
+                    return 0
+                await self.bus.publish(
+                    [Event(r.res_type, r.res_id, r.version, r.action, r.principal) for r in rows]
+                )
+                await conn.execute(
+                    update(outbox)
+                    .where(outbox.c.seq.in_([r.seq for r in rows]))
+                    .values(published=True)
+                )
+        return len(rows)
+
+    async def drain(self) -> int:
+        total = 0
+        while n := await self.drain_once():
+            total += n
+        return total
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+            try:
+                await self.drain()
+            except Exception:  # keep relaying: a bus outage must not kill the gateway
+                log.exception("outbox relay failed; will retry")
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -1,0 +1,1 @@
+"""Framework-free FHIR core: requests in, outcomes and resources out."""

@@ -1,0 +1,128 @@
+"""FhirCore: the services every handler shares, and the route table (data the
+CapabilityStatement is generated from)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from gateway.fhir.interactions import (
+    bundle,
+    capabilities,
+    create,
+    delete,
+    history,
+    patch,
+    read,
+    search,
+    update,
+)
+from gateway.fhir.operations import Operation
+from gateway.fhir.parse import served_types
+from gateway.fhir.request import FhirRequest, FhirResponse
+from gateway.fhir.router import Route, Router
+from gateway.fhir.search_request import SearchRequest, parse_search
+from gateway.settings import Settings
+from gateway.store import clock
+from gateway.store.model import Stored
+from gateway.store.repository import Repository
+from gateway.store.search_sql import SearchSql
+from gateway.store.store import Store
+from gateway.store.tables import resources
+
+ROUTES: dict[tuple[str, str], Route] = {
+    ("GET", "metadata"): Route("capabilities", capabilities.capabilities),
+    ("POST", ""): Route("transaction", bundle.bundle),
+    ("GET", ""): Route("search-system", search.search_system),
+    ("GET", "_history"): Route("history-system", history.history),
+    ("GET", "T"): Route("search-type", search.search_type),
+    ("POST", "T/_search"): Route("search-type", search.search_type),
+    ("POST", "T"): Route("create", create.create),
+    ("PUT", "T"): Route("update", update.conditional_update),
+    ("PATCH", "T"): Route("patch", patch.conditional_patch),
+    ("DELETE", "T"): Route("delete", delete.conditional_delete),
+    ("GET", "T/_history"): Route("history-type", history.history),
+    ("GET", "T/id"): Route("read", read.read),
+    ("PUT", "T/id"): Route("update", update.update),
+    ("PATCH", "T/id"): Route("patch", patch.patch),
+    ("DELETE", "T/id"): Route("delete", delete.delete),
+    ("GET", "T/id/_history"): Route("history-instance", history.history),
+    ("GET", "T/id/_history/v"): Route("vread", read.vread),
+}
+
+
+@dataclass
+class FhirCore:
+    settings: Settings
+    store: Store
+    registry: Any  # gateway.search.registry.SearchParamRegistry
+    operations: dict[str, Operation] = field(default_factory=dict)
+    searchable_types: frozenset[str] = frozenset(
+        {"token", "string", "date", "number", "quantity", "reference", "uri"}
+    )
+
+    def __post_init__(self) -> None:
+        self.router = Router(dict(ROUTES), self.operations)
+        self.resource_types = served_types()
+        self.started_at = clock.now_us()
+        self.search_sql = SearchSql(self._normaliser())
+
+    def _normaliser(self):  # type: ignore[no-untyped-def]
+        from gateway.search.values import normalize_string
+
+        return normalize_string
+
+    async def handle(self, req: FhirRequest) -> FhirResponse:
+        repo = self.store.repository(req.context)
+        return await self.router.dispatch(self, req, repo)
+
+    # --- search, shared by the search interaction and conditional operations -------------
+    def parse_search(
+        self, res_type: str, query: list[tuple[str, str]], lenient: bool = False
+    ) -> SearchRequest:
+        s = self.settings
+        return parse_search(
+            self.registry, res_type, query, lenient=lenient,
+            default_count=s.default_page_size, max_count=s.max_page_size,
+        )
+
+    async def search(self, repo: Repository, sr: SearchRequest) -> tuple[list[Stored], int | None]:
+        """One page (plus one row, to tell whether there is a next page) and the total."""
+        where = self.search_sql.where(sr)
+        order = self._order(sr)
+        rows = [] if sr.summary == "count" else await repo.search_rows(
+            where, order, sr.count + 1, sr.offset
+        )
+        total = None
+        if sr.total == "accurate" or sr.summary == "count":
+            total = await repo.search_count(where)
+        return rows, total
+
+    @staticmethod
+    def _order(sr: SearchRequest) -> list[Any]:
+        from gateway.fhir import outcomes
+
+        order: list[Any] = []
+        for key, desc in sr.sort:
+            col = {"_id": resources.c.res_id, "_lastUpdated": resources.c.last_updated}.get(key)
+            if col is None:
+                raise outcomes.bad_request(
+                    f"Sorting by '{key}' is not supported yet", "_sort", "GW-1305"
+                )
+            order.append(col.desc() if desc else col.asc())
+        # A total order, so paging is deterministic.
+        return [*order, resources.c.last_updated.asc(), resources.c.res_id.asc()]
+
+    async def conditional_match(
+        self, repo: Repository, res_type: str, query: str, *, lock: bool = False
+    ) -> list[Stored]:
+        """Resources matching a conditional create/update/delete/reference query (at most 2:
+        enough to tell none, one and many). With lock, identical conditional writes serialise."""
+        if "?" in query:  # accept "Patient?identifier=…" as well as "identifier=…"
+            query = query.split("?", 1)[1]
+        params = parse_qsl(query, keep_blank_values=True)
+        sr = self.parse_search(res_type, params)
+        if lock:
+            await repo.lock(f"{res_type}?{sorted(params)}")
+        return await repo.search_rows(self.search_sql.where(sr), self._order(sr), 2)

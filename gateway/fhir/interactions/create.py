@@ -1,0 +1,33 @@
+"""create: POST /Type, with conditional create (If-None-Exist)."""
+
+from __future__ import annotations
+
+from gateway.fhir import outcomes
+from gateway.fhir.request import FhirResponse
+from gateway.fhir.responses import new_id, read_response, resource_body, write_response
+from gateway.fhir.router import Call
+from gateway.store.model import Write
+
+
+async def create(call: Call) -> FhirResponse:
+    assert call.res_type
+    resource = resource_body(call.req, call.res_type)
+    condition = call.req.header("if-none-exist")
+    async with call.repo.transaction() as tx:
+        if condition:
+            existing = await call.core.conditional_match(tx, call.res_type, condition, lock=True)
+            if len(existing) > 1:
+                raise outcomes.multiple_matches(
+                    f"If-None-Exist '{condition}' matches {len(existing)} {call.res_type} resources"
+                )
+            if existing:
+                resp = read_response(existing[0])
+                resp.headers["Location"] = (
+                    f"{call.req.base_url}/{call.res_type}/{existing[0].res_id}"
+                    f"/_history/{existing[0].version}"
+                )
+                return resp
+        # The server assigns the id; any id in the body is ignored (R4 3.1.0.8.1).
+        [stored] = await tx.apply([Write(call.res_type, new_id(), resource, "POST", create_only=True)])
+    assert stored is not None
+    return write_response(call.req, stored, 201)

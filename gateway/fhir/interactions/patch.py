@@ -1,0 +1,79 @@
+"""patch: PATCH /Type/id (and conditional PATCH /Type?query) with JSON Patch (RFC 6902)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonpatch
+import orjson
+
+from gateway.fhir import outcomes
+from gateway.fhir.parse import parse_json, validate_resource
+from gateway.fhir.request import FhirResponse
+from gateway.fhir.responses import parse_etag, write_response
+from gateway.fhir.router import Call
+from gateway.store.model import Stored, Write
+
+
+def _operations(call: Call) -> list[dict[str, Any]]:
+    doc = call.req.json_body if call.req.json_body is not None else parse_json(call.req.body)
+    if not isinstance(doc, list):
+        raise outcomes.bad_request(
+            "A JSON Patch body must be an array of operations (application/json-patch+json)",
+            gw="GW-1020",
+        )
+    return doc
+
+
+def _apply_patch(stored: Stored, ops: list[dict[str, Any]]) -> dict[str, Any]:
+    current = orjson.loads(stored.content)
+    try:
+        patched = jsonpatch.apply_patch(current, ops)
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as exc:
+        raise outcomes.error(422, "processing", "GW-1021", f"JSON Patch failed: {exc}") from None
+    if not isinstance(patched, dict):
+        raise outcomes.error(422, "processing", "GW-1022", "JSON Patch did not yield a resource")
+    if patched.get("id") != stored.res_id or patched.get("resourceType") != stored.res_type:
+        raise outcomes.error(
+            422, "processing", "GW-1023", "JSON Patch must not change resourceType or id"
+        )
+    return validate_resource(patched, stored.res_type)
+
+
+async def _patch(call: Call, tx, stored: Stored | None, what: str) -> FhirResponse:  # type: ignore[no-untyped-def]
+    if stored is None:
+        raise outcomes.error(404, "not-found", "GW-1003", f"Resource {what} is not known")
+    if stored.deleted:
+        raise outcomes.gone(stored.res_type, stored.res_id, stored.version)
+    expected = parse_etag(call.req.header("if-match"))
+    if expected is not None and expected != stored.version:
+        raise outcomes.precondition_failed(
+            f"If-Match version {expected} does not match the current version {stored.version}"
+        )
+    patched = _apply_patch(stored, _operations(call))
+    # Pin the version we patched: a concurrent write in between is a conflict, not a lost update.
+    [new] = await tx.apply(
+        [Write(stored.res_type, stored.res_id, patched, "PATCH", expected_version=stored.version)]
+    )
+    assert new is not None
+    return write_response(call.req, new, 200)
+
+
+async def patch(call: Call) -> FhirResponse:
+    assert call.res_type and call.res_id
+    async with call.repo.transaction() as tx:
+        stored = await tx.read(call.res_type, call.res_id)
+        return await _patch(call, tx, stored, f"{call.res_type}/{call.res_id}")
+
+
+async def conditional_patch(call: Call) -> FhirResponse:
+    assert call.res_type
+    query = call.req.query_string()
+    if not query:
+        raise outcomes.bad_request("Conditional patch needs search parameters", gw="GW-1019")
+    async with call.repo.transaction() as tx:
+        matches = await call.core.conditional_match(tx, call.res_type, query, lock=True)
+        if len(matches) > 1:
+            raise outcomes.multiple_matches(f"Conditional patch '{query}' matches {len(matches)}")
+        stored = matches[0] if matches else None
+        return await _patch(call, tx, stored, f"{call.res_type}?{query}")

@@ -1,0 +1,63 @@
+"""update: PUT /Type/id (update-as-create with a client id) and conditional PUT /Type?query."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.fhir import outcomes
+from gateway.fhir.request import FhirResponse
+from gateway.fhir.responses import new_id, parse_etag, resource_body, write_response
+from gateway.fhir.router import Call
+from gateway.store.model import Write
+
+
+def _check_body_id(resource: dict[str, Any], res_id: str, where: str) -> None:
+    body_id = resource.get("id")
+    path = f"{where}.id" if where else f"{resource['resourceType']}.id"
+    if body_id is None:
+        raise outcomes.id_mismatch(f"The resource has no id; the URL says '{res_id}'", path)
+    if body_id != res_id:
+        raise outcomes.id_mismatch(
+            f"The resource id '{body_id}' does not match the URL id '{res_id}'", path
+        )
+
+
+async def update(call: Call) -> FhirResponse:
+    assert call.res_type and call.res_id
+    resource = resource_body(call.req, call.res_type)
+    _check_body_id(resource, call.res_id, call.req.where)
+    expected = parse_etag(call.req.header("if-match"))
+    [stored] = await call.repo.apply(
+        [Write(call.res_type, call.res_id, resource, "PUT", expected_version=expected)]
+    )
+    assert stored is not None
+    return write_response(call.req, stored, 201 if stored.created else 200)
+
+
+async def conditional_update(call: Call) -> FhirResponse:
+    assert call.res_type
+    query = call.req.query_string()
+    if not query:
+        raise outcomes.bad_request("Conditional update needs search parameters", gw="GW-1019")
+    resource = resource_body(call.req, call.res_type)
+    async with call.repo.transaction() as tx:
+        matches = await call.core.conditional_match(tx, call.res_type, query, lock=True)
+        if len(matches) > 1:
+            raise outcomes.multiple_matches(
+                f"Conditional update '{query}' matches {len(matches)} resources"
+            )
+        if matches:
+            res_id = matches[0].res_id
+            if resource.get("id") not in (None, res_id):
+                raise outcomes.id_mismatch(
+                    f"The resource id '{resource['id']}' differs from the matched resource "
+                    f"'{res_id}'", f"{call.res_type}.id",
+                )
+        else:
+            res_id = resource.get("id") or new_id()
+        expected = parse_etag(call.req.header("if-match"))
+        [stored] = await tx.apply(
+            [Write(call.res_type, res_id, resource, "PUT", expected_version=expected)]
+        )
+    assert stored is not None
+    return write_response(call.req, stored, 201 if stored.created else 200)

@@ -1,0 +1,127 @@
+"""Bytes → JSON → structurally validated resource dict, with FHIRPath-located errors.
+
+Validation uses the fhir.resources R4B models once, on write; the dict (not the model) is what
+the store keeps, so the client's content is stored as written, never re-serialised.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fhir.resources.R4B import get_fhir_model_class
+from pydantic import ValidationError
+
+from gateway.fhir import outcomes
+from gateway.fhir.outcomes import Issue
+
+_ISSUE_CODE_BY_PYDANTIC = {
+    "missing": "required",
+    "extra_forbidden": "structure",
+}
+
+
+@cache
+def model_class(rtype: str) -> Any | None:
+    """The R4B model class for a resource type name, or None when it is not a resource."""
+    if not rtype or not rtype[0].isupper():
+        return None
+    try:
+        cls = get_fhir_model_class(rtype)
+    except (ValueError, KeyError, ImportError, AttributeError):
+        return None
+    # Data types (HumanName, …) are models too; only resources have a resource type.
+    get_type = getattr(cls, "get_resource_type", None)
+    return cls if get_type is not None and get_type() == rtype and "meta" in cls.model_fields else None
+
+
+@cache
+def served_types() -> tuple[str, ...]:
+    """R4 resource types that the R4B models can validate: every type this gateway serves.
+    (R4-only types that R4B replaced, such as MedicinalProduct, have no model and are not.)"""
+    lines = (Path(__file__).parent / "data" / "r4-resource-types.txt").read_text().splitlines()
+    names = [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
+    return tuple(n for n in names if model_class(n))
+
+
+@cache
+def _served_set() -> frozenset[str]:
+    return frozenset(served_types())
+
+
+def is_resource_type(rtype: str) -> bool:
+    return rtype in _served_set()
+
+
+def parse_json(body: bytes | None) -> Any:
+    if not body:
+        raise outcomes.bad_request("The request body is empty", gw="GW-1014")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise outcomes.malformed_json(str(exc)) from None
+
+
+def fhirpath_of(root: str, loc: tuple[Any, ...]) -> str:
+    """('name', 0, 'given', 1) → 'Patient.name[0].given[1]'."""
+    out = root
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}"
+    return out
+
+
+def issues_from_validation_error(root: str, exc: ValidationError) -> list[Issue]:
+    issues = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "Unknown element"
+        issues.append(
+            Issue(
+                code=_ISSUE_CODE_BY_PYDANTIC.get(err["type"], "value"),
+                diagnostics=f"{fhirpath_of(root, loc)}: {msg}",
+                gw_code="GW-1100",
+                expression=(fhirpath_of(root, loc),),
+            )
+        )
+    return issues
+
+
+def validate_resource(resource: Any, expected_type: str | None = None, where: str = "") -> dict:
+    """Check `resource` is a JSON object of a known type and structurally valid R4.
+
+    `where` prefixes FHIRPath locations (e.g. 'Bundle.entry[3].resource') for bundle entries.
+    Raises OperationOutcomeError (400 for structure, 404 for an unknown type on the URL).
+    """
+    root = where or (resource.get("resourceType") if isinstance(resource, dict) else None) or "$"
+    if not isinstance(resource, dict):
+        raise outcomes.bad_request("The body must be a JSON object (a FHIR resource)", root)
+    rtype = resource.get("resourceType")
+    if not isinstance(rtype, str):
+        raise outcomes.bad_request("Missing resourceType", f"{root}.resourceType" if where else None)
+    if expected_type and rtype != expected_type:
+        raise outcomes.bad_request(
+            f"resourceType '{rtype}' does not match the URL's type '{expected_type}'",
+            f"{where}.resourceType" if where else "resourceType",
+            gw="GW-1015",
+        )
+    cls = model_class(rtype) if is_resource_type(rtype) else None
+    if cls is None:
+        raise outcomes.bad_request(
+            f"Unknown resource type '{rtype}'",
+            f"{where}.resourceType" if where else "resourceType",
+            gw="GW-1016",
+        )
+    try:
+        cls.model_validate(resource)
+    except ValidationError as exc:
+        raise outcomes.invalid_content(issues_from_validation_error(where or rtype, exc)) from None
+    except (ValueError, TypeError) as exc:  # fhir.resources raises these from root validators
+        raise outcomes.bad_request(f"Invalid resource: {exc}", where or rtype, gw="GW-1101") from None
+    return resource

@@ -1,0 +1,1 @@
+"""HTTP adapter: Starlette/FastAPI request → FhirRequest, FhirResponse → HTTP response."""

@@ -1,0 +1,32 @@
+"""Settings from the environment (prefix GATEWAY_) or a .env file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    # Embedded default: SQLite file under ./data. PostgreSQL: postgresql://user@host/db
+    database_url: str = "sqlite+aiosqlite:///./data/gateway.db"
+    # Unset: in-process event bus. Set (redis://host:6379/0): events go to a Redis Stream.
+    redis_url: str | None = None
+    # Absolute base URL clients see (behind a proxy); default: derived from each request.
+    public_base_url: str | None = None
+    base_path: str = "/fhir"
+    # Real transaction bundles reach tens of MB (a Synthea patient is 1–5 MB); 1 MB caps break them.
+    max_body_bytes: int = 256 * 1024 * 1024
+    default_page_size: int = 20
+    max_page_size: int = 1000
+    # Where our profiles, SearchParameters and policy packs live.
+    profiles_dir: Path = PROJECT_ROOT / "profiles"
+    db_pool_size: int = 10
+    log_level: str = "info"

@@ -1,0 +1,1 @@
+"""SQL storage (SQLAlchemy Core, async): resources, history, search indexes, outbox."""

@@ -1,0 +1,352 @@
+"""The repository: every read and write of resources, bound to a request context.
+
+Writes are applied in bulk inside one database transaction: resource rows, history versions,
+index rows (diffed per table) and outbox rows commit together or not at all. Events are
+published only after commit. Domain rules plug in as write hooks, called before storage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import and_, bindparam, delete, func, insert, select, text, tuple_, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.fhir import outcomes
+from gateway.fhir.context import RequestContext
+from gateway.store import clock
+from gateway.store.index_rows import changed_kinds, table_rows
+from gateway.store.model import Event, Stored, Write
+from gateway.store.tables import INDEX_TABLES, history, outbox, resources
+
+if TYPE_CHECKING:
+    from gateway.store.store import Store
+
+WriteHook = Callable[["Repository", Write, Stored | None], Awaitable[None]]
+
+_CHUNK = 500
+
+
+@dataclass(slots=True)
+class HistoryPage:
+    entries: list[tuple[int, Stored]]  # (hid, version)
+    next_cursor: int | None
+
+
+@dataclass(slots=True)
+class _Tx:
+    events: list[Event] = field(default_factory=list)
+
+
+def _with_meta(resource: dict[str, Any], res_id: str, version: int, ts: int) -> dict[str, Any]:
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = clock.to_instant(ts)
+    rest = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
+    return {"resourceType": resource["resourceType"], "id": res_id, "meta": meta, **rest}
+
+
+def _row_to_stored(row: Any) -> Stored:
+    return Stored(
+        row.res_type, row.res_id, row.version, row.last_updated, bool(row.deleted),
+        bytes(row.content), getattr(row, "method", "PUT"),
+    )
+
+
+def lock_key(text_key: str) -> int:
+    """A signed 64-bit key for PostgreSQL advisory locks."""
+    return int.from_bytes(hashlib.blake2b(text_key.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+class Repository:
+    def __init__(self, store: Store, ctx: RequestContext, conn: AsyncConnection | None = None):
+        self.store = store
+        self.ctx = ctx
+        self.conn = conn
+        self._tx: _Tx | None = None
+
+    # --- transactions -------------------------------------------------------------------
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Repository]:
+        """A repository bound to one write transaction; nested calls join the outer one."""
+        if self.conn is not None:
+            yield self
+            return
+        tx = Repository(self.store, self.ctx)
+        tx._tx = _Tx()
+        try:
+            async with self.store.engine.connect() as conn:
+                conn = await conn.execution_options(gateway_write=True)
+                tx.conn = conn
+                async with conn.begin():
+                    yield tx
+        except IntegrityError as exc:
+            raise outcomes.version_conflict(
+                f"Concurrent write conflict, retry the request ({exc.orig.__class__.__name__})"
+            ) from None
+        except DBAPIError as exc:
+            if "deadlock" in str(exc).lower() or "could not serialize" in str(exc).lower():
+                raise outcomes.version_conflict("Concurrent write conflict, retry") from None
+            raise
+        await self.store.after_commit(tx._tx.events)
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        if self.conn is not None:
+            yield self.conn
+        else:
+            async with self.store.engine.connect() as conn:
+                yield conn
+
+    @property
+    def dialect(self) -> str:
+        return self.store.engine.dialect.name
+
+    async def lock(self, key: str) -> None:
+        """Serialise transactions on a logical key (conditional create). SQLite write
+        transactions are already serial (BEGIN IMMEDIATE)."""
+        assert self.conn is not None, "lock() needs a transaction"
+        if self.dialect == "postgresql":
+            await self.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(key)})
+
+    # --- reads --------------------------------------------------------------------------
+    async def read(self, res_type: str, res_id: str) -> Stored | None:
+        q = select(resources).where(resources.c.res_type == res_type, resources.c.res_id == res_id)
+        async with self._reading() as conn:
+            row = (await conn.execute(q)).first()
+        return _row_to_stored(row) if row else None
+
+    async def read_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Stored]:
+        out: dict[tuple[str, str], Stored] = {}
+        async with self._reading() as conn:
+            for i in range(0, len(keys), _CHUNK):
+                chunk = list(keys[i : i + _CHUNK])
+                q = select(resources).where(
+                    tuple_(resources.c.res_type, resources.c.res_id).in_(chunk)
+                )
+                for row in await conn.execute(q):
+                    out[(row.res_type, row.res_id)] = _row_to_stored(row)
+        return out
+
+    async def vread(self, res_type: str, res_id: str, version: int) -> Stored | None:
+        q = select(history).where(
+            history.c.res_type == res_type,
+            history.c.res_id == res_id,
+            history.c.version == version,
+        )
+        async with self._reading() as conn:
+            row = (await conn.execute(q)).first()
+        return _row_to_stored(row) if row else None
+
+    async def history(
+        self,
+        res_type: str | None = None,
+        res_id: str | None = None,
+        *,
+        since: int | None = None,
+        at: int | None = None,
+        cursor: int | None = None,
+        count: int = 50,
+    ) -> HistoryPage:
+        conds = []
+        if res_type:
+            conds.append(history.c.res_type == res_type)
+        if res_id:
+            conds.append(history.c.res_id == res_id)
+        if since is not None:
+            conds.append(history.c.last_updated >= since)
+        if at is not None:
+            conds.append(history.c.last_updated <= at)
+        if cursor is not None:
+            conds.append(history.c.hid < cursor)
+        q = select(history).where(and_(*conds)).order_by(history.c.hid.desc()).limit(count + 1)
+        async with self._reading() as conn:
+            rows = (await conn.execute(q)).all()
+        entries = [(r.hid, _row_to_stored(r)) for r in rows[:count]]
+        next_cursor = entries[-1][0] if len(rows) > count and entries else None
+        return HistoryPage(entries, next_cursor)
+
+    async def count_history(
+        self, res_type: str | None = None, res_id: str | None = None, since: int | None = None
+    ) -> int:
+        conds = []
+        if res_type:
+            conds.append(history.c.res_type == res_type)
+        if res_id:
+            conds.append(history.c.res_id == res_id)
+        if since is not None:
+            conds.append(history.c.last_updated >= since)
+        q = select(func.count()).select_from(history).where(and_(*conds))
+        async with self._reading() as conn:
+            return int((await conn.execute(q)).scalar_one())
+
+    async def search_rows(
+        self, where: list[Any], order_by: list[Any], limit: int, offset: int = 0
+    ) -> list[Stored]:
+        q = select(resources).where(and_(*where)).order_by(*order_by).limit(limit).offset(offset)
+        async with self._reading() as conn:
+            return [_row_to_stored(r) for r in await conn.execute(q)]
+
+    async def search_count(self, where: list[Any]) -> int:
+        q = select(func.count()).select_from(resources).where(and_(*where))
+        async with self._reading() as conn:
+            return int((await conn.execute(q)).scalar_one())
+
+    # --- writes -------------------------------------------------------------------------
+    async def apply(self, writes: Sequence[Write]) -> list[Stored | None]:
+        """Apply writes in order, in one transaction. Returns each write's resulting version
+        (None for a delete of something that does not exist)."""
+        async with self.transaction() as tx:
+            return await tx._apply(writes)
+
+    async def _current_for_update(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Stored]:
+        assert self.conn is not None
+        out: dict[tuple[str, str], Stored] = {}
+        keys = sorted(set(keys))  # one lock order for every transaction: fewer deadlocks
+        for i in range(0, len(keys), _CHUNK):
+            q = (
+                select(resources)
+                .where(tuple_(resources.c.res_type, resources.c.res_id).in_(keys[i : i + _CHUNK]))
+                .with_for_update()
+            )
+            for row in await self.conn.execute(q):
+                out[(row.res_type, row.res_id)] = _row_to_stored(row)
+        return out
+
+    async def _apply(self, writes: Sequence[Write]) -> list[Stored | None]:
+        assert self.conn is not None and self._tx is not None
+        original = await self._current_for_update(
+            [(w.res_type, w.res_id) for w in writes if not w.create_only]
+        )
+        current: dict[tuple[str, str], Stored | None] = dict(original)
+        final_docs: dict[tuple[str, str], dict[str, Any] | None] = {}
+        hist_rows: list[dict[str, Any]] = []
+        results: list[Stored | None] = []
+        events: list[Event] = []
+        for w in writes:
+            key = (w.res_type, w.res_id)
+            cur = current.get(key)
+            self._check_preconditions(w, cur)
+            for hook in self.store.hooks:
+                await hook(self, w, cur)
+            if w.resource is None and (cur is None or cur.deleted):
+                results.append(cur)  # deleting nothing: no new version
+                continue
+            version = cur.version + 1 if cur else 1
+            ts = clock.now_us()
+            if w.resource is None:
+                doc, content = None, b""
+                action = "delete"
+            else:
+                doc = _with_meta(w.resource, w.res_id, version, ts)
+                content = orjson.dumps(doc)
+                action = "create" if cur is None or cur.deleted else "update"
+            stored = Stored(
+                w.res_type, w.res_id, version, ts, doc is None, content, w.method,
+                created=action == "create",
+            )
+            current[key] = stored
+            final_docs[key] = doc
+            results.append(stored)
+            hist_rows.append(
+                {
+                    "res_type": w.res_type, "res_id": w.res_id, "version": version,
+                    "last_updated": ts, "method": w.method, "deleted": doc is None,
+                    "content": content, "principal": self.ctx.principal,
+                }
+            )
+            events.append(Event(w.res_type, w.res_id, version, action, self.ctx.principal))
+        if hist_rows:
+            await self._write_rows(original, current, final_docs, hist_rows, events)
+        self._tx.events.extend(events)
+        return results
+
+    @staticmethod
+    def _check_preconditions(w: Write, cur: Stored | None) -> None:
+        if w.create_only and cur is not None:
+            raise outcomes.version_conflict(f"{w.res_type}/{w.res_id} already exists")
+        if w.expected_version is not None:
+            actual = cur.version if cur is not None else None
+            if actual != w.expected_version:
+                raise outcomes.precondition_failed(
+                    f"If-Match version {w.expected_version} does not match the current version "
+                    f"{actual if actual is not None else '(none)'} of {w.res_type}/{w.res_id}"
+                )
+
+    async def _write_rows(
+        self,
+        original: dict[tuple[str, str], Stored],
+        current: dict[tuple[str, str], Stored | None],
+        final_docs: dict[tuple[str, str], dict[str, Any] | None],
+        hist_rows: list[dict[str, Any]],
+        events: list[Event],
+    ) -> None:
+        conn = self.conn
+        assert conn is not None
+        extract = self.store.extractor.extract
+        new_rows, upd_rows = [], []
+        idx_delete: dict[str, list[dict[str, str]]] = {}
+        idx_insert: dict[str, list[dict[str, Any]]] = {}
+        for key, doc in final_docs.items():
+            st = current[key]
+            assert st is not None
+            row = {
+                "res_type": key[0], "res_id": key[1], "version": st.version,
+                "last_updated": st.last_updated, "deleted": st.deleted, "content": st.content,
+            }
+            before = original.get(key)
+            (upd_rows if before is not None else new_rows).append(row)
+            old_idx = extract(orjson.loads(before.content)) if before and not before.deleted else None
+            new_idx = extract(doc) if doc is not None else None
+            kinds = changed_kinds(old_idx, new_idx)
+            if not kinds:
+                continue
+            new_tables = table_rows(key[0], key[1], new_idx) if new_idx is not None else {}
+            for kind in kinds:
+                if old_idx is not None:
+                    idx_delete.setdefault(kind, []).append({"t": key[0], "i": key[1]})
+                idx_insert.setdefault(kind, []).extend(new_tables.get(kind, ()))
+        if new_rows:
+            await conn.execute(insert(resources), new_rows)
+        if upd_rows:
+            stmt = (
+                update(resources)
+                .where(resources.c.res_type == bindparam("b_type"))
+                .where(resources.c.res_id == bindparam("b_id"))
+                .values(
+                    version=bindparam("version"), last_updated=bindparam("last_updated"),
+                    deleted=bindparam("deleted"), content=bindparam("content"),
+                )
+            )
+            await conn.execute(
+                stmt,
+                [{**{k: v for k, v in r.items() if k not in ("res_type", "res_id")},
+                  "b_type": r["res_type"], "b_id": r["res_id"]} for r in upd_rows],
+            )
+        await conn.execute(insert(history), hist_rows)
+        for kind, keys in idx_delete.items():
+            table = INDEX_TABLES[kind]
+            stmt = delete(table).where(
+                table.c.res_type == bindparam("t"), table.c.res_id == bindparam("i")
+            )
+            await conn.execute(stmt, keys)
+        for kind, rows in idx_insert.items():
+            if rows:
+                await conn.execute(insert(INDEX_TABLES[kind]), rows)
+        now = clock.now_us()
+        await conn.execute(
+            insert(outbox),
+            [
+                {"res_type": e.res_type, "res_id": e.res_id, "version": e.version,
+                 "action": e.action, "created_at": now, "principal": e.principal,
+                 "published": False}
+                for e in events
+            ],
+        )
+

@@ -1,0 +1,46 @@
+"""Store: the engine plus what every repository shares (index extractor, hooks, outbox relay)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.fhir.context import RequestContext
+from gateway.search.rows import IndexRows
+from gateway.store.model import Event
+from gateway.store.repository import Repository, WriteHook
+
+
+class Extractor(Protocol):
+    def extract(self, resource: dict[str, Any]) -> IndexRows: ...
+
+
+class CommitListener(Protocol):
+    def notify(self, events: Sequence[Event]) -> None: ...
+
+
+class Store:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        extractor: Extractor,
+        hooks: Sequence[WriteHook] = (),
+        listeners: Sequence[CommitListener] = (),
+    ):
+        self.engine = engine
+        self.extractor = extractor
+        self.hooks = list(hooks)
+        self.listeners = list(listeners)
+
+    def repository(self, ctx: RequestContext) -> Repository:
+        return Repository(self, ctx)
+
+    async def after_commit(self, events: Sequence[Event]) -> None:
+        if events:
+            for listener in self.listeners:
+                listener.notify(events)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

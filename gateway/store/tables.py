@@ -1,0 +1,146 @@
+"""Schema: current resources, every version, one index table per search-parameter type, outbox.
+
+Times are integer microseconds since the Unix epoch (UTC): the same arithmetic and ordering on
+SQLite and PostgreSQL, no timezone ambiguity. Open-ended date ranges use the MIN/MAX sentinels.
+Content is each version's JSON exactly as stored (bytes); reads serve it without re-serialising.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+AutoId = BigInteger().with_variant(Integer(), "sqlite")
+
+TIME_MIN = -(2**62)
+TIME_MAX = 2**62
+
+resources = Table(
+    "resources",
+    metadata,
+    Column("res_type", String(64), primary_key=True),
+    Column("res_id", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("last_updated", BigInteger, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("content", LargeBinary, nullable=False),
+    Index("ix_resources_type_updated", "res_type", "last_updated"),
+)
+
+history = Table(
+    "resource_history",
+    metadata,
+    # Insertion order: keyset paging of history bundles stays stable while data changes.
+    Column("hid", AutoId, primary_key=True, autoincrement=True),
+    Column("res_type", String(64), nullable=False),
+    Column("res_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("last_updated", BigInteger, nullable=False),
+    # POST | PUT | PATCH | DELETE: how this version came to be (history entry.request.method).
+    Column("method", String(8), nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("principal", String(256)),
+    Index("ux_history_version", "res_type", "res_id", "version", unique=True),
+    Index("ix_history_type_hid", "res_type", "hid"),
+)
+
+
+def _index_table(name: str, *value_columns: Column, value_index: tuple[str, ...]) -> Table:
+    return Table(
+        f"idx_{name}",
+        metadata,
+        Column("res_type", String(64), nullable=False),
+        Column("res_id", String(64), nullable=False),
+        Column("param", String(128), nullable=False),
+        *value_columns,
+        Index(f"ix_idx_{name}_resource", "res_type", "res_id"),
+        Index(f"ix_idx_{name}_value", "res_type", "param", *value_index),
+    )
+
+
+idx_token = _index_table(
+    "token",
+    Column("system", Text),
+    Column("code", Text),
+    Column("text", Text),
+    value_index=("code", "system"),
+)
+idx_string = _index_table(
+    "string", Column("norm", Text, nullable=False), Column("exact", Text, nullable=False),
+    value_index=("norm",),
+)
+idx_date = _index_table(
+    "date",
+    Column("low", BigInteger, nullable=False),
+    Column("high", BigInteger, nullable=False),
+    value_index=("low", "high"),
+)
+idx_number = _index_table(
+    "number",
+    Column("value", Float, nullable=False),
+    Column("low", Float, nullable=False),
+    Column("high", Float, nullable=False),
+    value_index=("value",),
+)
+idx_quantity = _index_table(
+    "quantity",
+    Column("value", Float, nullable=False),
+    Column("low", Float, nullable=False),
+    Column("high", Float, nullable=False),
+    Column("system", Text),
+    Column("code", Text),
+    Column("unit", Text),
+    Column("canon_value", Float),
+    Column("canon_code", Text),
+    value_index=("value",),
+)
+idx_reference = _index_table(
+    "reference",
+    Column("target_type", String(64)),
+    Column("target_id", String(64)),
+    Column("url", Text),
+    Column("version", Text),
+    Column("ident_system", Text),
+    Column("ident_value", Text),
+    value_index=("target_id", "target_type"),
+)
+idx_uri = _index_table("uri", Column("uri", Text, nullable=False), value_index=("uri",))
+
+INDEX_TABLES: dict[str, Table] = {
+    "token": idx_token,
+    "string": idx_string,
+    "date": idx_date,
+    "number": idx_number,
+    "quantity": idx_quantity,
+    "reference": idx_reference,
+    "uri": idx_uri,
+}
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("seq", AutoId, primary_key=True, autoincrement=True),
+    Column("res_type", String(64), nullable=False),
+    Column("res_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("action", String(16), nullable=False),  # create | update | delete
+    Column("created_at", BigInteger, nullable=False),
+    Column("principal", String(256)),
+    Column("published", Boolean, nullable=False, default=False),
+    Index("ix_outbox_unpublished", "published", "seq"),
+)
