@@ -32,7 +32,8 @@ class StringRow:
 @dataclass(frozen=True, slots=True)
 class DateRow:
     param: str
-    # The value as a period in UTC, precision-aware: "2024" → [2024-01-01T00:00Z, 2024-12-31T23:59:59.999999Z].
+    # The value as a period in UTC, precision-aware:
+    # "2024" → [2024-01-01T00:00Z, 2024-12-31T23:59:59.999999Z].
     # None means open-ended (a Period without start or end).
     low: datetime | None
     high: datetime | None
