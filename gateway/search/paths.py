@@ -218,11 +218,15 @@ def compile_linear(resource_type: str, part: str) -> list[LinearPath] | None:
                 nxt.append(((*ops, _resolve_filter(step.type)), ty))
             else:
                 kids = child_types(ty, step.name)
-                if kids is None or len(kids) != 1 or kids[0][1][0].isupper():
+                if kids is None or len(kids) != 1 or not _is_primitive(kids[0][1]):
                     return None  # only single primitive children
                 nxt.append(((*ops, _where_filter(kids[0][0], step.literal)), ty))
         alts = nxt
     return [LinearPath(ops, ty) for ops, ty in alts]
+
+
+def _is_primitive(t: str) -> bool:
+    return t in PRIMITIVES or t.startswith("System.")
 
 
 def is_resource_type(t: str) -> bool:
