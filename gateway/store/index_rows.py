@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -23,8 +23,11 @@ def table_rows(res_type: str, res_id: str, rows: IndexRows) -> dict[str, list[di
         if not items:
             continue
         converted = []
+        names: tuple[str, ...] | None = None
         for row in items:
-            d = asdict(row)
+            # Rows are flat: a field walk, not dataclasses.asdict (which deep-copies).
+            names = names or tuple(f.name for f in fields(row))
+            d = {n: getattr(row, n) for n in names}
             if kind == "date":
                 d["low"] = _date_bound(d["low"], TIME_MIN)
                 d["high"] = _date_bound(d["high"], TIME_MAX)
