@@ -31,6 +31,7 @@ from gateway.search.paths import (
     compile_boolean_exists,
     compile_linear,
     walk,
+    walk_from,
 )
 from gateway.search.registry import (
     UNINDEXED_BASE,
@@ -100,6 +101,31 @@ class ParamPlan:
         return " | ".join(part for part, _ in self.fallback) or None
 
 
+@dataclass(slots=True)
+class _TypeRun:
+    by_key: list[tuple[str, list[tuple[tuple[Any, ...], Emit]]]]
+    other: list[tuple[tuple[Any, ...], Emit]]
+    computed: list[tuple[Callable[[dict], list[Any]], Emit]]
+    fallback: list[tuple[ParamPlan, Callable[..., list[Any]]]]
+
+    @classmethod
+    def build(cls, plans: list[ParamPlan]) -> _TypeRun:
+        by_key: dict[str, list[tuple[tuple[Any, ...], Emit]]] = {}
+        other: list[tuple[tuple[Any, ...], Emit]] = []
+        for plan in plans:
+            for ops, emit in plan.fast:
+                if ops and type(ops[0]) is str:
+                    by_key.setdefault(ops[0], []).append((ops[1:], emit))
+                else:
+                    other.append((ops, emit))
+        return cls(
+            by_key=list(by_key.items()),
+            other=other,
+            computed=[c for plan in plans for c in plan.computed],
+            fallback=[(plan, fn) for plan in plans for _, fn in plan.fallback],
+        )
+
+
 class IndexExtractor:
     """``extract(resource) -> IndexRows`` for every indexed search parameter of its type."""
 
@@ -109,6 +135,9 @@ class IndexExtractor:
         self.registry = registry
         self.mode: Mode = mode
         self._plans: dict[str, list[ParamPlan]] = {}
+        # Per type, for extract(): fast paths grouped by their first JSON key (a resource
+        # lacking that key skips the whole group), then computed and fhirpathpy parts.
+        self._runs: dict[str, _TypeRun] = {}
         # (resource type, code) → error for expressions fhirpathpy could not compile.
         self.errors: dict[tuple[str, str], str] = {}
 
@@ -129,6 +158,7 @@ class IndexExtractor:
                 if plan is not None:
                     plans.append(plan)
             self._plans[resource_type] = plans
+            self._runs[resource_type] = _TypeRun.build(plans)
         return plans
 
     def plan(self, resource_type: str, code: str) -> ParamPlan | None:
@@ -174,15 +204,28 @@ class IndexExtractor:
         rtype = resource.get("resourceType")
         if not isinstance(rtype, str):
             return rows
-        for plan in self.plans(rtype):
-            for ops, emit in plan.fast:
-                for v in walk(resource, ops):
-                    emit(v, rows)
-            for fn, emit in plan.computed:
-                for v in fn(resource):
-                    emit(v, rows)
-            for _, fn in plan.fallback:
-                self._eval_fallback(plan, fn, resource, rows)
+        run = self._runs.get(rtype)
+        if run is None:
+            self.plans(rtype)
+            run = self._runs[rtype]
+        get = resource.get
+        for key, group in run.by_key:
+            v = get(key)
+            if v is None:
+                continue
+            start = v if type(v) is list else [v]
+            for ops, emit in group:
+                for x in walk_from(start, ops) if ops else start:
+                    if x is not None:
+                        emit(x, rows)
+        for ops, emit in run.other:
+            for x in walk(resource, ops):
+                emit(x, rows)
+        for fn, emit in run.computed:
+            for x in fn(resource):
+                emit(x, rows)
+        for plan, fn in run.fallback:
+            self._eval_fallback(plan, fn, resource, rows)
         return rows
 
     @staticmethod

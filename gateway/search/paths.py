@@ -234,7 +234,12 @@ def is_resource_type(t: str) -> bool:
 
 
 def walk(resource: dict, ops: tuple[Op, ...]) -> list[Any]:
-    cur: list[Any] = [resource]
+    return walk_from([resource], ops)
+
+
+def walk_from(cur: list[Any], ops: tuple[Op, ...]) -> list[Any]:
+    """Apply ops to the current values: a str op navigates into that key of every dict value
+    (flattening lists, dropping nulls), a callable op filters."""
     for op in ops:
         if type(op) is str:
             nxt: list[Any] = []
