@@ -151,3 +151,22 @@ def test_synthea_rows_are_meaningful(corpora: Path, extractor: IndexExtractor) -
                 ("Condition", "onset-date"), ("Immunization", "vaccine-code"),
                 ("MedicationRequest", "code"), ("Claim", "patient")]:
         assert seen[key] > 0, key
+
+
+def test_extraction_is_pure(corpora: Path, extractor: IndexExtractor,
+                            fhirpath_extractor: IndexExtractor) -> None:
+    """extract() never modifies its input, and is deterministic."""
+    for path in sorted((corpora / "fhir-r4-examples").glob("*.json"))[:200]:
+        res = orjson.loads(path.read_bytes())
+        before = copy.deepcopy(res)
+        first = extractor.extract(res)
+        fhirpath_extractor.extract(res)
+        assert res == before, path.name
+        assert extractor.extract(res) == first
+
+
+def test_bench_script_runs(corpora: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.search.bench_extract import main
+
+    main(["--corpora", str(corpora), "--files", "1", "--repeat", "1"])
+    assert "resources/s" in capsys.readouterr().out
