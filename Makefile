@@ -31,7 +31,7 @@ lint: install
 
 ## Benchmarks: the gateway on PostgreSQL (GATEWAY_BENCH_POSTGRES_URL) and on SQLite.
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m gateway.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

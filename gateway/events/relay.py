@@ -23,11 +23,20 @@ log = logging.getLogger(__name__)
 
 
 class OutboxRelay:
-    def __init__(self, engine: AsyncEngine, bus: EventBus, batch: int = 500, interval: float = 5.0):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        bus: EventBus,
+        batch: int = 500,
+        interval: float = 5.0,
+        linger: float = 0.05,
+    ):
         self.engine = engine
         self.bus = bus
         self.batch = batch
         self.interval = interval
+        # Wait this long after a wake-up so one relay transaction carries many commits' events.
+        self.linger = linger
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -69,6 +78,7 @@ class OutboxRelay:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
+            await asyncio.sleep(self.linger)
             self._wake.clear()
             try:
                 await self.drain()

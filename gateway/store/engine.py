@@ -39,8 +39,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 60})
         _configure_sqlite(engine)
         return engine
+    # No pre-ping: it costs a round trip on every checkout; recycle stale connections instead.
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
     )
 
 

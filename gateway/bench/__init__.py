@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): a real gateway process on loopback, measured from outside."""
