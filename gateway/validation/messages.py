@@ -1,0 +1,196 @@
+"""The validator's message catalogue: stable codes, issue types, Chinese and English texts.
+
+Codes are stable (users search for them); never reuse a retired code. Templates use
+`str.format` fields; every field a template names must be passed by the caller.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+MESSAGE_SYSTEM = "https://fhir.jtys.cn/CodeSystem/validation-message"
+
+
+class Message(NamedTuple):
+    issue_type: str  # http://hl7.org/fhir/issue-type
+    zh: str
+    en: str
+
+
+MESSAGES: dict[str, Message] = {
+    # structure
+    "VAL-1000": Message(
+        "structure", "内容不是 FHIR 资源：{detail}", "Not a FHIR resource: {detail}"
+    ),
+    "VAL-1001": Message("structure", "未知元素 '{name}'", "Unknown element '{name}'"),
+    "VAL-1002": Message(
+        "required",
+        "元素 '{name}' 最少出现 {min} 次，实际 {count} 次",
+        "Element '{name}' requires at least {min} occurrence(s), found {count}",
+    ),
+    "VAL-1003": Message(
+        "structure",
+        "元素 '{name}' 最多出现 {max} 次，实际 {count} 次",
+        "Element '{name}' allows at most {max} occurrence(s), found {count}",
+    ),
+    "VAL-1004": Message(
+        "structure", "元素 '{name}' 应为 JSON 数组", "Element '{name}' must be a JSON array"
+    ),
+    "VAL-1005": Message(
+        "structure", "元素 '{name}' 不应为 JSON 数组", "Element '{name}' must not be a JSON array"
+    ),
+    "VAL-1006": Message(
+        "structure",
+        "类型 {type} 的 JSON 形式错误：应为 {expected}",
+        "Wrong JSON form for type {type}: expected {expected}",
+    ),
+    "VAL-1007": Message(
+        "value", "值 '{value}' 不是有效的 {type}", "Value '{value}' is not a valid {type}"
+    ),
+    "VAL-1008": Message(
+        "value",
+        "日期/时间 '{value}' 不是真实存在的日历日期或时间",
+        "Date/time '{value}' is not a real calendar date or time",
+    ),
+    "VAL-1009": Message(
+        "value", "整数 {value} 超出 {type} 的取值范围", "Integer {value} is out of range for {type}"
+    ),
+    "VAL-1010": Message(
+        "value",
+        "带时间的值 '{value}' 必须包含时区",
+        "Value '{value}' with a time must have a time zone",
+    ),
+    "VAL-1011": Message(
+        "structure",
+        "不允许空的字符串、数组或对象",
+        "Empty strings, arrays and objects are not allowed",
+    ),
+    "VAL-1012": Message("structure", "未知的资源类型 '{type}'", "Unknown resource type '{type}'"),
+    "VAL-1013": Message(
+        "structure",
+        "选择类型元素 '{name}' 只能出现一种类型，实际出现 {types}",
+        "Choice element '{name}' may have one type only, found {types}",
+    ),
+    "VAL-1014": Message(
+        "structure", "元素 '{name}' 不允许类型 {type}", "Type {type} is not allowed for '{name}'"
+    ),
+    "VAL-1015": Message(
+        "value",
+        "字符串长度 {length} 超过最大长度 {max}",
+        "String length {length} exceeds maxLength {max}",
+    ),
+    "VAL-1016": Message(
+        "structure",
+        "数组中的 null 必须与 '_' 扩展数组对应",
+        "A null in an array must be matched by an entry in the '_' array",
+    ),
+    # fixed and pattern values
+    "VAL-1020": Message(
+        "value", "值必须等于固定值 {expected}", "Value must be the fixed value {expected}"
+    ),
+    "VAL-1021": Message(
+        "value", "值必须符合模式 {expected}", "Value must match the pattern {expected}"
+    ),
+    # slicing
+    "VAL-1030": Message(
+        "structure",
+        "切片 '{slice}' 最少出现 {min} 次，实际 {count} 次",
+        "Slice '{slice}' requires at least {min} occurrence(s), found {count}",
+    ),
+    "VAL-1031": Message(
+        "structure",
+        "切片 '{slice}' 最多出现 {max} 次，实际 {count} 次",
+        "Slice '{slice}' allows at most {max} occurrence(s), found {count}",
+    ),
+    "VAL-1032": Message(
+        "structure",
+        "该条目不匹配封闭切片 '{name}' 的任何切片",
+        "The item matches no slice of the closed slicing on '{name}'",
+    ),
+    # terminology
+    "VAL-1040": Message(
+        "code-invalid",
+        "代码 {code} 不在必需绑定的值集 {valueset} 中",
+        "Code {code} is not in the value set {valueset} (required binding)",
+    ),
+    "VAL-1041": Message(
+        "code-invalid",
+        "代码 {code} 不在可扩展绑定的值集 {valueset} 中",
+        "Code {code} is not in the value set {valueset} (extensible binding)",
+    ),
+    "VAL-1042": Message(
+        "code-invalid",
+        "必需绑定 {valueset} 要求提供代码，但只有文本",
+        "The required binding to {valueset} needs a code, found none",
+    ),
+    "VAL-1043": Message(
+        "code-invalid",
+        "代码系统 {system} 中不存在代码 '{code}'",
+        "Code '{code}' does not exist in code system {system}",
+    ),
+    # invariants
+    "VAL-1050": Message(
+        "invariant", "约束 {key} 未满足：{human_zh}", "Constraint {key} failed: {human}"
+    ),
+    "VAL-1051": Message(
+        "processing",
+        "约束 {key} 无法求值：{detail}",
+        "Constraint {key} could not be evaluated: {detail}",
+    ),
+    # references
+    "VAL-1060": Message(
+        "structure",
+        "引用目标类型 {type} 不允许，允许：{allowed}",
+        "Reference to type {type} is not allowed here; allowed: {allowed}",
+    ),
+    "VAL-1061": Message(
+        "structure",
+        "内部引用 '{reference}' 找不到对应的 contained 资源",
+        "Local reference '{reference}' matches no contained resource",
+    ),
+    "VAL-1062": Message(
+        "structure",
+        "Reference.type '{declared}' 与引用的类型 {type} 不一致",
+        "Reference.type '{declared}' does not match the referenced type {type}",
+    ),
+    # profiles and extensions
+    "VAL-1070": Message(
+        "not-supported",
+        "未知的 profile {profile}，未按其校验",
+        "Unknown profile {profile}: not validated against it",
+    ),
+    "VAL-1071": Message(
+        "invalid",
+        "profile {profile} 适用于 {expected}，不适用于 {type}",
+        "Profile {profile} is for {expected}, not {type}",
+    ),
+    "VAL-1072": Message(
+        "structure",
+        "本命名空间内未定义的扩展 {url}",
+        "Extension {url} is not defined in our namespace",
+    ),
+    "VAL-1073": Message(
+        "informational",
+        "未知扩展 {url}，仅校验其结构",
+        "Unknown extension {url}: only its structure was checked",
+    ),
+    "VAL-1074": Message(
+        "business-rule", "无法识别的修饰扩展 {url}", "Modifier extension {url} is not understood"
+    ),
+    # operation level
+    "VAL-1080": Message("structure", "R4B 模型校验：{detail}", "R4B model check: {detail}"),
+    "VAL-1081": Message(
+        "required", "update 模式下资源必须有 id", "A resource must have an id in update mode"
+    ),
+    "VAL-1082": Message("informational", "校验通过，没有问题", "Validation passed with no issues"),
+    "VAL-1083": Message(
+        "invalid", "$validate 参数无效：{detail}", "Invalid $validate parameters: {detail}"
+    ),
+}
+
+
+def render(message_id: str, **fields: object) -> tuple[str, str, str]:
+    """(issue type, Chinese text, English text) for a message code."""
+    msg = MESSAGES[message_id]
+    fields.setdefault("human_zh", fields.get("human", ""))
+    return msg.issue_type, msg.zh.format(**fields), msg.en.format(**fields)

@@ -1,0 +1,286 @@
+"""Native implementations of hot invariants, keyed by (key, exact FHIRPath expression).
+
+Each function takes the element's JSON value and the environment ({"resource",
+"rootResource"}) and returns True when the invariant holds, with the FHIRPath semantics of
+the expression it replaces (an empty result holds). tests/unit/validation checks every one
+against fhirpathpy over the official examples.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+Native = Callable[[Any, dict[str, Any]], bool]
+
+_XHTML = "{http://www.w3.org/1999/xhtml}"
+_ALLOWED_TAGS = frozenset(
+    "a abbr acronym b big blockquote br caption cite code col colgroup dd dfn div dl dt em "
+    "h1 h2 h3 h4 h5 h6 hr i img li ol p pre q samp small span strong sub sup table tbody td "
+    "tfoot th thead tr tt ul var".split()
+)
+_CJK = re.compile(r"^[\u3400-\u9fff\u00b7\u2022]+$")
+
+
+def _values(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def _has_choice(obj: dict[str, Any], name: str) -> bool:
+    n = len(name)
+    return any(k.startswith(name) and len(k) > n and k[n].isupper() for k in obj) or any(
+        k.startswith("_" + name) and len(k) > n + 1 and k[n + 1].isupper() for k in obj
+    )
+
+
+def ele_1(value: Any, env: dict[str, Any]) -> bool:
+    if isinstance(value, dict):
+        return any(k != "id" for k in value)
+    return value is not None
+
+
+def ext_1(value: Any, env: dict[str, Any]) -> bool:
+    if not isinstance(value, dict):
+        return True
+    return bool(value.get("extension")) != _has_choice(value, "value")
+
+
+def dom_2(value: Any, env: dict[str, Any]) -> bool:
+    return not any(
+        c.get("contained") for c in _values(value.get("contained")) if isinstance(c, dict)
+    )
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for v in node.values():
+            yield from _strings(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _strings(v)
+
+
+def _refs_to_container(node: Any) -> bool:
+    if isinstance(node, dict):
+        if node.get("reference") == "#":
+            return True
+        return any(_refs_to_container(v) for k, v in node.items() if k != "reference")
+    if isinstance(node, list):
+        return any(_refs_to_container(v) for v in node)
+    return False
+
+
+def dom_3(value: Any, env: dict[str, Any]) -> bool:
+    contained = [c for c in _values(value.get("contained")) if isinstance(c, dict)]
+    if not contained:
+        return True
+    resource = env["resource"]
+    strings = set(_strings(resource))
+    for c in contained:
+        cid = c.get("id")
+        if cid is not None and "#" + str(cid) in strings:
+            continue
+        if not _refs_to_container(c) and not any(s == "#" for s in _strings(c)):
+            return False
+    return True
+
+
+def dom_4(value: Any, env: dict[str, Any]) -> bool:
+    for c in _values(value.get("contained")):
+        meta = c.get("meta", {}) if isinstance(c, dict) else {}
+        if "versionId" in meta or "lastUpdated" in meta:
+            return False
+    return True
+
+
+def dom_5(value: Any, env: dict[str, Any]) -> bool:
+    return not any(
+        isinstance(c, dict) and c.get("meta", {}).get("security")
+        for c in _values(value.get("contained"))
+    )
+
+
+def dom_6(value: Any, env: dict[str, Any]) -> bool:
+    text = value.get("text")
+    return isinstance(text, dict) and "div" in text
+
+
+def _parse_div(div: Any) -> ET.Element | None:
+    if not isinstance(div, str):
+        return None
+    try:
+        root = ET.fromstring(div)
+    except ET.ParseError:
+        return None
+    return root if root.tag == _XHTML + "div" else None
+
+
+def html_elements_ok(div: Any) -> bool:
+    """txt-1: a well-formed XHTML div with basic formatting elements only, no event handlers."""
+    root = _parse_div(div)
+    if root is None:
+        return False
+    for el in root.iter():
+        if not el.tag.startswith(_XHTML) or el.tag[len(_XHTML) :] not in _ALLOWED_TAGS:
+            return False
+        if any(attr.lower().startswith("on") for attr in el.attrib):
+            return False
+    return True
+
+
+def html_has_content(div: Any) -> bool:
+    """txt-2: some non-whitespace content (text or an image)."""
+    root = _parse_div(div)
+    if root is None:
+        return False
+    return any(
+        (el.text or "").strip() or (el.tail or "").strip() or el.tag == _XHTML + "img"
+        for el in root.iter()
+    )
+
+
+def html_checks(div: Any) -> bool:
+    """fhirpathpy's htmlChecks(): both narrative rules."""
+    return html_elements_ok(div) and html_has_content(div)
+
+
+def txt_1(value: Any, env: dict[str, Any]) -> bool:
+    return html_elements_ok(value)
+
+
+def txt_2(value: Any, env: dict[str, Any]) -> bool:
+    return html_has_content(value)
+
+
+def ref_1(value: Any, env: dict[str, Any]) -> bool:
+    ref = value.get("reference") if isinstance(value, dict) else None
+    if not isinstance(ref, str) or not ref.startswith("#"):
+        return True
+    ids = {
+        c.get("id") for c in _values(env["rootResource"].get("contained")) if isinstance(c, dict)
+    }
+    return ref[1:] in ids
+
+
+def _parse_moment(text: str) -> tuple[tuple[int, ...], datetime | None] | None:
+    m = re.match(
+        r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})?)?)?)?$",
+        text,
+    )
+    if not m:
+        return None
+    parts = tuple(int(p) for p in m.groups()[:3] if p is not None)
+    if m.group(4) is None:
+        return parts, None
+    iso = text.replace("Z", "+00:00")
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return parts, moment
+
+
+def period_ok(start: Any, end: Any) -> bool:
+    a, b = _parse_moment(start), _parse_moment(end)
+    if a is None or b is None:
+        return True
+    if a[1] is not None and b[1] is not None and a[1].tzinfo and b[1].tzinfo:
+        return a[1] <= b[1]
+    n = min(len(a[0]), len(b[0]))
+    if a[0][:n] != b[0][:n]:
+        return a[0][:n] < b[0][:n]
+    return True  # equal at the common precision: FHIRPath gives empty, which holds
+
+
+def per_1(value: Any, env: dict[str, Any]) -> bool:
+    start, end = value.get("start"), value.get("end")
+    if not isinstance(start, str) or not isinstance(end, str):
+        return True
+    return period_ok(start, end)
+
+
+def _quantity_le(low: Any, high: Any) -> bool:
+    if not isinstance(low, dict) or not isinstance(high, dict):
+        return True
+    a, b = low.get("value"), high.get("value")
+    if not isinstance(a, int | float) or not isinstance(b, int | float):
+        return True
+    if (low.get("code") or low.get("unit")) != (high.get("code") or high.get("unit")):
+        return True  # different units: not comparable without UCUM, FHIRPath gives empty
+    return a <= b
+
+
+def rng_2(value: Any, env: dict[str, Any]) -> bool:
+    return _quantity_le(value.get("low"), value.get("high"))
+
+
+def que_7(value: Any, env: dict[str, Any]) -> bool:
+    return value.get("operator") != "exists" or "answerBoolean" in value
+
+
+def cpt_2(value: Any, env: dict[str, Any]) -> bool:
+    return "value" not in value or "system" in value
+
+
+def qty_3(value: Any, env: dict[str, Any]) -> bool:
+    return "code" not in value or "system" in value
+
+
+def att_1(value: Any, env: dict[str, Any]) -> bool:
+    return "data" not in value or "contentType" in value
+
+
+def name_consistent(name: Any) -> bool:
+    """HumanName.text carries the family and given names (Chinese: family + given, no space)."""
+    if not isinstance(name, dict) or not isinstance(name.get("text"), str):
+        return True
+    text = name["text"]
+    family = name.get("family") if isinstance(name.get("family"), str) else ""
+    given = [g for g in name.get("given", []) if isinstance(g, str)]
+    if _CJK.match(text):
+        if family and given:
+            return text == family + "".join(given)
+        return text.startswith(family) and text.endswith("".join(given))
+    lowered = text.lower()
+    return all(part.lower() in lowered for part in [family, *given] if part)
+
+
+_DOM3 = (
+    "contained.where((('#'+id in (%resource.descendants().reference | "
+    "%resource.descendants().as(canonical) | %resource.descendants().as(uri) | "
+    "%resource.descendants().as(url))) or descendants().where(reference = '#').exists() or "
+    "descendants().where(as(canonical) = '#').exists() or "
+    "descendants().where(as(canonical) = '#').exists()).not()).trace('unmatched', id).empty()"
+)
+
+NATIVE: dict[tuple[str, str], Native] = {
+    ("ele-1", "hasValue() or (children().count() > id.count())"): ele_1,
+    ("ext-1", "extension.exists() != value.exists()"): ext_1,
+    ("dom-2", "contained.contained.empty()"): dom_2,
+    ("dom-3", _DOM3): dom_3,
+    ("dom-4", "contained.meta.versionId.empty() and contained.meta.lastUpdated.empty()"): dom_4,
+    ("dom-5", "contained.meta.security.empty()"): dom_5,
+    ("dom-6", "text.`div`.exists()"): dom_6,
+    ("txt-1", "htmlChecks()"): txt_1,
+    ("txt-2", "htmlChecks()"): txt_2,
+    (
+        "ref-1",
+        "reference.startsWith('#').not() or (reference.substring(1).trace('url') in "
+        "%rootResource.contained.id.trace('ids'))",
+    ): ref_1,
+    ("per-1", "start.hasValue().not() or end.hasValue().not() or (start <= end)"): per_1,
+    ("cpt-2", "value.empty() or system.exists()"): cpt_2,
+    ("qty-3", "code.empty() or system.exists()"): qty_3,
+    ("att-1", "data.empty() or contentType.exists()"): att_1,
+    # fhirpathpy cannot compare Quantities or type-test choice values; native semantics instead
+    ("rng-2", "low.empty() or high.empty() or (low <= high)"): rng_2,
+    ("que-7", "operator = 'exists' implies (answer is Boolean)"): que_7,
+}
+
+# Natives whose answer deliberately differs from fhirpathpy's (an engine gap, not a choice).
+FHIRPATHPY_GAPS = frozenset({"rng-2", "que-7"})

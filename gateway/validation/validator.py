@@ -1,0 +1,257 @@
+"""Validator: a resource against the R4 core definitions and the profiles that apply to it.
+
+Which profiles apply: the ones asked for (`profiles=`), the ones the resource claims in
+meta.profile, and our default profile for its type (configurable, see DEFAULT_PROFILES).
+A profile's snapshot holds everything its base says, so the core definition is walked only
+when no profile applies. An unknown claimed profile is a warning (an error in strict mode).
+
+Construct once from a ProfileRegistry and share: compiled trees are cached and immutable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.validation.issues import Issue, operation_outcome, sort_issues
+from gateway.validation.locations import CANONICAL_BASE
+from gateway.validation.registry import CORE_SD, ProfileRegistry
+from gateway.validation.trees import TreeCache
+from gateway.validation.walker import Walker
+
+_SD = CANONICAL_BASE + "/StructureDefinition/"
+_CATEGORY = CANONICAL_BASE + "/CodeSystem/family-doctor-category"
+
+
+def _has_code(element: str, code: str, system: str = _CATEGORY) -> Callable[[dict], bool]:
+    def test(resource: dict[str, Any]) -> bool:
+        value = resource.get(element)
+        for concept in value if isinstance(value, list) else [value]:
+            codings = concept.get("coding") if isinstance(concept, dict) else None
+            for coding in codings if isinstance(codings, list) else []:
+                if isinstance(coding, dict) and (coding.get("system"), coding.get("code")) == (
+                    system,
+                    code,
+                ):
+                    return True
+        return False
+
+    return test
+
+
+def _has_extension(url: str) -> Callable[[dict], bool]:
+    def test(resource: dict[str, Any]) -> bool:
+        return any(
+            isinstance(e, dict) and e.get("url") == url for e in resource.get("extension", [])
+        )
+
+    return test
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultProfile:
+    """Apply `profile` to every `resource_type` resource for which `when` holds (or always)."""
+
+    resource_type: str
+    profile: str
+    when: Callable[[dict[str, Any]], bool] | None = None
+
+
+# People and institutions always; the other domain resources when they carry our marker
+# (category code or extension), so a CarePlan that is not a contract is not held to the
+# contract profile.
+DEFAULT_PROFILES: tuple[DefaultProfile, ...] = (
+    DefaultProfile("Patient", _SD + "cn-patient"),
+    DefaultProfile("Organization", _SD + "cn-organization"),
+    DefaultProfile("Practitioner", _SD + "cn-practitioner"),
+    DefaultProfile("PractitionerRole", _SD + "cn-practitioner-role"),
+    DefaultProfile(
+        "CareTeam", _SD + "cn-family-doctor-team", _has_code("category", "family-doctor-team")
+    ),
+    DefaultProfile(
+        "CarePlan",
+        _SD + "cn-family-doctor-contract",
+        _has_code("category", "family-doctor-contract"),
+    ),
+    DefaultProfile(
+        "Consent", _SD + "cn-contract-consent", _has_code("category", "contract-consent")
+    ),
+    DefaultProfile("Group", _SD + "cn-household", _has_code("code", "household")),
+    DefaultProfile(
+        "PlanDefinition", _SD + "cn-service-package", _has_code("type", "service-package")
+    ),
+    DefaultProfile(
+        "ChargeItemDefinition",
+        _SD + "cn-service-package-charge",
+        _has_extension(_SD + "cn-charged-package"),
+    ),
+    DefaultProfile("ServiceRequest", _SD + "cn-referral", _has_code("category", "referral")),
+    DefaultProfile(
+        "DiagnosticReport",
+        _SD + "cn-recognised-report",
+        _has_extension(_SD + "cn-result-recognition"),
+    ),
+    DefaultProfile(
+        "Observation",
+        _SD + "cn-recognised-observation",
+        _has_extension(_SD + "cn-result-recognition"),
+    ),
+)
+
+
+class Validator:
+    def __init__(
+        self,
+        registry: ProfileRegistry,
+        default_profiles: Sequence[DefaultProfile] = DEFAULT_PROFILES,
+        strict: bool = False,
+        check_models: bool = False,
+    ) -> None:
+        self.registry = registry
+        self.trees = TreeCache(registry)
+        self.default_profiles = tuple(default_profiles)
+        self.strict = strict
+        self.check_models = check_models
+
+    # ---- public ----
+    def validate(
+        self,
+        resource: Any,
+        profiles: Sequence[str] | None = None,
+        mode: str | None = None,
+        strict: bool | None = None,
+    ) -> list[Issue]:
+        """Every issue found; errors first. `mode`: create | update | delete (FHIR $validate)."""
+        strict = self.strict if strict is None else strict
+        if mode == "delete":
+            return []
+        issues: list[Issue] = []
+        if not isinstance(resource, dict):
+            return [Issue.make("VAL-1000", "", detail="not a JSON object")]
+        rtype = resource.get("resourceType")
+        if not isinstance(rtype, str) or not self.registry.is_resource_type(rtype):
+            return [Issue.make("VAL-1012", "resourceType", type=rtype)]
+        if mode == "update" and not resource.get("id"):
+            issues.append(Issue.make("VAL-1081", f"{rtype}.id"))
+        env = {"resource": resource, "rootResource": resource, "fullUrls": _full_urls(resource)}
+        self._one(resource, rtype, env, issues, list(profiles or ()), strict, defaults=True)
+        if self.check_models:
+            from gateway.validation.models import model_issues
+
+            issues.extend(model_issues(resource))
+        return sort_issues(_dedupe(issues))
+
+    def outcome(self, issues: list[Issue]) -> dict[str, Any]:
+        return operation_outcome(issues)
+
+    def profiles_for(self, resource: dict[str, Any]) -> list[str]:
+        """Canonical URLs of the default profiles that apply to a resource."""
+        rtype = resource.get("resourceType")
+        return [
+            d.profile
+            for d in self.default_profiles
+            if d.resource_type == rtype and (d.when is None or d.when(resource))
+        ]
+
+    # ---- internals ----
+    def _one(
+        self,
+        resource: dict,
+        path: str,
+        env: dict,
+        issues: list[Issue],
+        explicit: list[str],
+        strict: bool,
+        defaults: bool,
+    ) -> None:
+        def nested(value: dict, where: str, outer: dict) -> None:
+            self._nested(value, where, outer, issues, strict)
+
+        walker = Walker(self.trees, issues, nested)
+        for tree in self._trees_for(resource, path, issues, explicit, strict, defaults):
+            walker.resource(tree, resource, path, env)
+
+    def _nested(
+        self, value: dict, path: str, outer: dict, issues: list[Issue], strict: bool
+    ) -> None:
+        rtype = value.get("resourceType")
+        if not self.registry.is_resource_type(rtype):
+            issues.append(Issue.make("VAL-1012", f"{path}.resourceType", type=rtype))
+            return
+        contained = path.rsplit(".", 1)[-1].startswith("contained")
+        env = {
+            "resource": value,
+            "rootResource": outer["rootResource"] if contained else value,
+            "fullUrls": {**outer["fullUrls"], **_full_urls(value)},
+        }
+        self._one(value, path, env, issues, [], strict, defaults=not contained)
+
+    def _trees_for(
+        self,
+        resource: dict,
+        path: str,
+        issues: list[Issue],
+        explicit: list[str],
+        strict: bool,
+        defaults: bool,
+    ) -> list:
+        rtype = resource["resourceType"]
+        claimed = (
+            resource.get("meta", {}).get("profile", [])
+            if isinstance(resource.get("meta"), dict)
+            else []
+        )
+        wanted: list[tuple[str, str]] = [(u, path) for u in explicit]
+        wanted += [
+            (u, f"{path}.meta.profile[{i}]") for i, u in enumerate(claimed) if isinstance(u, str)
+        ]
+        if defaults:
+            wanted += [(u, path) for u in self.profiles_for(resource)]
+        trees, seen = [], set()
+        for url, where in wanted:
+            base_url = url.split("|", 1)[0]
+            if base_url in seen or base_url == CORE_SD + rtype:
+                continue
+            seen.add(base_url)
+            tree = self.trees.get(base_url)
+            if tree is None:
+                severity = "error" if strict else "warning"
+                issues.append(Issue.make("VAL-1070", where, severity, profile=url))
+            elif tree.path != rtype:
+                issues.append(
+                    Issue.make("VAL-1071", where, profile=url, expected=tree.path, type=rtype)
+                )
+            else:
+                trees.append(tree)
+        if not trees:
+            core = self.trees.type_root(rtype)
+            trees = [core] if core is not None else []
+        return trees
+
+
+def _full_urls(resource: dict[str, Any]) -> dict[str, str]:
+    """fullUrl (and Type/id) → resource type for the entries of a Bundle."""
+    if resource.get("resourceType") != "Bundle":
+        return {}
+    out: dict[str, str] = {}
+    for entry in resource.get("entry", []) if isinstance(resource.get("entry"), list) else []:
+        res = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str):
+            continue
+        if isinstance(entry.get("fullUrl"), str):
+            out[entry["fullUrl"]] = res["resourceType"]
+        if isinstance(res.get("id"), str):
+            out[f"{res['resourceType']}/{res['id']}"] = res["resourceType"]
+    return out
+
+
+def _dedupe(issues: list[Issue]) -> list[Issue]:
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    for i in issues:
+        key = (i.message_id, i.expression, i.text_en)
+        if key not in seen:
+            seen.add(key)
+            out.append(i)
+    return out
