@@ -32,10 +32,13 @@ class TypeRef:
     code: str
     profiles: tuple[str, ...] = ()
     target_profiles: tuple[str, ...] = ()
+    primitive: bool = False
 
-    @property
-    def primitive(self) -> bool:
-        return is_primitive(self.code)
+    @classmethod
+    def of(
+        cls, code: str, profiles: tuple[str, ...] = (), target_profiles: tuple[str, ...] = ()
+    ) -> TypeRef:
+        return cls(code, profiles, target_profiles, is_primitive(code))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,19 +76,22 @@ class ElementNode:
     max_length: int | None = None
     # json key -> (child, TypeRef); filled by finish()
     keys: dict[str, tuple[ElementNode, TypeRef]] = field(default_factory=dict)
+    # invariants worth evaluating on a primitive value (all but ele-1); filled by finish()
+    value_invariants: tuple[Invariant, ...] = ()
 
     def type_for(self, code: str) -> TypeRef | None:
         return next((t for t in self.types if t.code == code), None)
 
     def finish(self) -> None:
         """Index the JSON keys of the children."""
+        self.value_invariants = tuple(i for i in self.invariants if i.key != "ele-1")
         self.keys = {}
         for child in self.children.values():
             for t in child.types:
                 key = child.name + (t.code[0].upper() + t.code[1:] if child.choice else "")
                 self.keys[key] = (child, t)
             if not child.types and child.content_ref:
-                self.keys[child.name] = (child, TypeRef("BackboneElement"))
+                self.keys[child.name] = (child, TypeRef.of("BackboneElement"))
 
 
 def _type_code(raw: dict[str, Any]) -> str:
@@ -98,7 +104,7 @@ def _type_code(raw: dict[str, Any]) -> str:
 
 def _types(element: dict[str, Any]) -> tuple[TypeRef, ...]:
     return tuple(
-        TypeRef(_type_code(t), tuple(t.get("profile", ())), tuple(t.get("targetProfile", ())))
+        TypeRef.of(_type_code(t), tuple(t.get("profile", ())), tuple(t.get("targetProfile", ())))
         for t in element.get("type", [])
     )
 
@@ -194,7 +200,7 @@ def _resolve_content_refs(root: ElementNode, by_id: dict[str, ElementNode]) -> N
             if target is not None:
                 node.children = target.children
                 if not node.types:
-                    node.types = (TypeRef("BackboneElement"),)
+                    node.types = (TypeRef.of("BackboneElement"),)
                 node.invariants = node.invariants + tuple(
                     i for i in target.invariants if i.key not in {x.key for x in node.invariants}
                 )

@@ -22,6 +22,7 @@ from fhirpathpy.models import models
 
 from gateway.validation.checksums import FHIRPATH_FUNCTIONS
 from gateway.validation.native import NATIVE, html_checks, name_consistent
+from gateway.validation.native_cn import NATIVE_CN
 
 _TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
 _R4 = models["r4"]
@@ -88,7 +89,7 @@ def _translated_human(constraint: dict[str, Any]) -> str | None:
 def compile_invariant(constraint: dict[str, Any], source: str) -> Invariant:
     key, expression = constraint["key"], constraint.get("expression", "true")
     human = constraint.get("human", key)
-    native = NATIVE.get((key, expression))
+    native = NATIVE.get((key, expression)) or NATIVE_CN.get((key, expression))
     if native is None:
         try:
             compile_expression(expression)  # parse once, at load

@@ -185,16 +185,24 @@ def _parse_moment(text: str) -> tuple[tuple[int, ...], datetime | None] | None:
     return parts, moment
 
 
+def compare_moments(a: str, b: str) -> int | None:
+    """FHIRPath ordering of two date/dateTime strings: -1, 0, 1, or None (not comparable)."""
+    pa, pb = _parse_moment(a), _parse_moment(b)
+    if pa is None or pb is None:
+        return None
+    if pa[1] is not None and pb[1] is not None and pa[1].tzinfo and pb[1].tzinfo:
+        return (pa[1] > pb[1]) - (pa[1] < pb[1])
+    n = min(len(pa[0]), len(pb[0]))
+    if pa[0][:n] != pb[0][:n]:
+        return -1 if pa[0][:n] < pb[0][:n] else 1
+    if len(pa[0]) == len(pb[0]) and (pa[1] is None) == (pb[1] is None):
+        return 0
+    return None  # equal at the common precision only: FHIRPath gives empty
+
+
 def period_ok(start: Any, end: Any) -> bool:
-    a, b = _parse_moment(start), _parse_moment(end)
-    if a is None or b is None:
-        return True
-    if a[1] is not None and b[1] is not None and a[1].tzinfo and b[1].tzinfo:
-        return a[1] <= b[1]
-    n = min(len(a[0]), len(b[0]))
-    if a[0][:n] != b[0][:n]:
-        return a[0][:n] < b[0][:n]
-    return True  # equal at the common precision: FHIRPath gives empty, which holds
+    order = compare_moments(start, end)
+    return order is None or order <= 0
 
 
 def per_1(value: Any, env: dict[str, Any]) -> bool:

@@ -23,6 +23,8 @@ class TreeCache:
         self._trees: dict[str, ElementNode | None] = {}
         self._matchers: dict[int, list[Matcher]] = {}
         self._targets: dict[TypeRef, frozenset[str] | None] = {}
+        # (id(element), id(type root)) -> the element's invariants plus its type's
+        self.merged: dict[tuple[int, int], tuple] = {}
         self._lock = threading.Lock()
 
     def get(self, url: str) -> ElementNode | None:

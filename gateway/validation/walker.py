@@ -52,19 +52,25 @@ class Walker:
         is_resource: bool = False,
     ) -> None:
         keys = owner.keys
-        present: dict[ElementNode, dict[TypeRef, list[Any]]] = {}
+        present: dict[str, dict[str, list[Any]]] = {}
         for key, v in value.items():
             if is_resource and key == "resourceType":
                 continue
-            underscore = key.startswith("_")
-            hit = keys.get(key[1:] if underscore else key)
+            underscore = key[0] == "_"
+            base = key[1:] if underscore else key
+            hit = keys.get(base)
             if hit is None or (underscore and not hit[1].primitive):
                 self.issue("VAL-1001", f"{path}.{key}", name=key)
                 continue
-            slot = present.setdefault(hit[0], {}).setdefault(hit[1], [None, None, key.lstrip("_")])
-            slot[1 if underscore else 0] = v
-        for child in owner.children.values():
-            entry = present.get(child)
+            by_key = present.get(hit[0].name)
+            if by_key is None:
+                by_key = present[hit[0].name] = {}
+            slot = by_key.get(base)
+            if slot is None:
+                slot = by_key[base] = [hit[1], None, None]
+            slot[2 if underscore else 1] = v
+        for name, child in owner.children.items():
+            entry = present.get(name)
             if entry is None:
                 if child.min > 0:
                     self.issue(
@@ -79,10 +85,10 @@ class Walker:
                 "VAL-1013",
                 f"{path}.{child.name}",
                 name=child.name + "[x]",
-                types=", ".join(t.code for t in entry),
+                types=", ".join(slot[0].code for slot in entry.values()),
             )
         items: list[Item] = []
-        for tref, (v, ext, key) in entry.items():
+        for key, (tref, v, ext) in entry.items():
             items.extend(self._items(child, tref, v, ext, f"{path}.{key}"))
         count = len(items)
         where = f"{path}.{child.name}"
@@ -167,9 +173,8 @@ class Walker:
         self._value_rules(node, tref, v, path)
         if tref.code == "Reference":
             self._reference(tref, v, path, env)
-        owner, extra, type_path = self._owner(node, tref, v, path)
+        owner, invariants, type_path = self._owner(node, tref, v, path)
         self._contents(owner, v, path, env)
-        invariants = node.invariants + extra if extra else node.invariants
         self._invariants(invariants, v, type_path, path, env)
 
     def _primitive(
@@ -192,9 +197,8 @@ class Walker:
                 element = self.trees.type_root("Element")
                 if element is not None:
                     self._contents(element, ext, path, env)
-        extra = tuple(i for i in node.invariants if i.key != "ele-1")
-        if extra and v is not None:
-            self._invariants(extra, v, node.path, path, env)
+        if node.value_invariants and v is not None:
+            self._invariants(node.value_invariants, v, node.path, path, env)
 
     def _value_rules(self, node: ElementNode, tref: TypeRef, v: Any, path: str) -> None:
         if node.fixed is not MISSING and not equals_fixed(v, node.fixed):
@@ -243,10 +247,10 @@ class Walker:
     def _owner(
         self, node: ElementNode, tref: TypeRef, v: dict, path: str
     ) -> tuple[ElementNode, tuple, str]:
-        """The node whose children describe `v`, extra invariants, and the FHIRPath type path."""
+        """The node whose children describe `v`, the invariants, and the FHIRPath type path."""
         if node.children:
             root = None if tref.code == "BackboneElement" else self.trees.type_root(tref.code)
-            return node, _extra(node, root), node.path
+            return node, self._merged(node, root), node.path
         target = None
         if tref.profiles:
             target = self.trees.get(tref.profiles[0])
@@ -254,7 +258,14 @@ class Walker:
             target = self._extension_tree(node, v["url"], path)
         if target is None:
             target = self.trees.type_root(tref.code) or node
-        return target, _extra(node, target), target.path
+        return target, self._merged(node, target), target.path
+
+    def _merged(self, node: ElementNode, root: ElementNode | None) -> tuple:
+        key = (id(node), id(root))
+        found = self.trees.merged.get(key)
+        if found is None:
+            found = self.trees.merged[key] = node.invariants + _extra(node, root)
+        return found
 
     def _extension_tree(self, node: ElementNode, url: str, path: str) -> ElementNode | None:
         tree = self.trees.get(url)
