@@ -96,7 +96,7 @@ def binding_problem(
     if pairs is None:
         return None
     expansion = terminology.expand(vs_url)
-    if expansion is None:
+    if expansion is None or not expansion.complete:
         return None
     if not pairs:
         if strength == "required" and type_code == "CodeableConcept":

@@ -194,3 +194,33 @@ def render(message_id: str, **fields: object) -> tuple[str, str, str]:
     msg = MESSAGES[message_id]
     fields.setdefault("human_zh", fields.get("human", ""))
     return msg.issue_type, msg.zh.format(**fields), msg.en.format(**fields)
+
+
+# terminology and conformance operations
+MESSAGES.update(
+    {
+        "VAL-2001": Message("not-found", "未知的值集 {valueset}", "Unknown value set {valueset}"),
+        "VAL-2002": Message(
+            "too-costly",
+            "值集 {valueset} 无法在本地展开（依赖外部术语或不支持的过滤器）",
+            "Value set {valueset} cannot be expanded locally (external terminology or filter)",
+        ),
+        "VAL-2003": Message("not-found", "未知的代码系统 {system}", "Unknown code system {system}"),
+        "VAL-2004": Message(
+            "not-found",
+            "代码系统 {system} 中找不到代码 '{code}'",
+            "Code '{code}' not found in code system {system}",
+        ),
+        "VAL-2005": Message("required", "缺少参数：{detail}", "Missing parameter: {detail}"),
+        "VAL-2006": Message(
+            "code-invalid",
+            "代码 {code} 不在值集 {valueset} 中",
+            "Code {code} is not in value set {valueset}",
+        ),
+        "VAL-2007": Message(
+            "code-invalid",
+            "代码 '{code}' 的显示名 '{display}' 不正确，应为 '{expected}'",
+            "Display '{display}' for code '{code}' is wrong; expected '{expected}'",
+        ),
+    }
+)

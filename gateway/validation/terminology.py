@@ -70,6 +70,7 @@ class Expansion:
     items: tuple[ExpansionItem, ...]
     pairs: frozenset[tuple[str, str]]
     codes: frozenset[str]
+    complete: bool = True  # False: built from a code system fragment, absence proves nothing
 
     def contains(self, system: str | None, code: str) -> bool:
         if system is None:
@@ -182,8 +183,9 @@ class Terminology:
             return None
         compose = vs.get("compose")
         items: dict[tuple[str, str], ExpansionItem] | None
+        partial: set[str] = set()
         if compose:
-            items = self._compose(compose, seen | {url})
+            items = self._compose(compose, seen | {url}, partial)
         else:
             items = None
         if items is None and vs.get("expansion", {}).get("contains"):
@@ -192,7 +194,8 @@ class Terminology:
         if items is None:
             return None
         pairs = frozenset(items)
-        return Expansion(url, tuple(items.values()), pairs, frozenset(c for _, c in pairs))
+        codes = frozenset(c for _, c in pairs)
+        return Expansion(url, tuple(items.values()), pairs, codes, not partial)
 
     def _add_contains(self, contains: list[dict], items: dict) -> None:
         for c in contains:
@@ -202,26 +205,26 @@ class Terminology:
                 )
             self._add_contains(c.get("contains", []), items)
 
-    def _compose(self, compose: dict, seen: frozenset[str]) -> dict | None:
+    def _compose(self, compose: dict, seen: frozenset[str], partial: set[str]) -> dict | None:
         items: dict[tuple[str, str], ExpansionItem] = {}
         for inc in compose.get("include", []):
-            part = self._include(inc, seen)
+            part = self._include(inc, seen, partial)
             if part is None:
                 return None
             items.update(part)
         for exc in compose.get("exclude", []):
-            part = self._include(exc, seen)
+            part = self._include(exc, seen, partial)
             if part is None:
                 return None
             for key in part:
                 items.pop(key, None)
         return items
 
-    def _include(self, inc: dict, seen: frozenset[str]) -> dict | None:
+    def _include(self, inc: dict, seen: frozenset[str], partial: set[str]) -> dict | None:
         result: dict[tuple[str, str], ExpansionItem] | None = None
         system = inc.get("system")
         if system:
-            result = self._include_system(system, inc)
+            result = self._include_system(system, inc, partial)
             if result is None:
                 return None
         for vs_url in inc.get("valueSet", []):
@@ -229,13 +232,15 @@ class Terminology:
             sub = self._expand(vs, seen) if vs else None
             if sub is None:
                 return None
+            if not sub.complete:
+                partial.add(sub.url)
             sub_items = {(i.system, i.code): i for i in sub.items}
             result = (
                 sub_items if result is None else {k: v for k, v in result.items() if k in sub_items}
             )
         return result or {}
 
-    def _include_system(self, system: str, inc: dict) -> dict | None:
+    def _include_system(self, system: str, inc: dict, partial: set[str]) -> dict | None:
         entry = self.code_systems.get(system)
         version = inc.get("version")
         if inc.get("concept"):
@@ -245,8 +250,10 @@ class Terminology:
                 display = c.get("display") or (known.display if known else None)
                 out[(system, c["code"])] = ExpansionItem(system, c["code"], display, version)
             return out
-        if entry is None or not entry.complete:
+        if entry is None or entry.content not in ("complete", "fragment"):
             return None
+        if entry.content == "fragment":
+            partial.add(system)
         codes: Iterable[str] = entry.concepts.keys()
         for flt in inc.get("filter", []):
             selected = self._filter(entry, flt)

@@ -76,6 +76,15 @@ class Walker:
                     self.issue(
                         "VAL-1002", f"{path}.{child.name}", name=child.name, min=child.min, count=0
                     )
+                for s in child.slices:
+                    if s.min > 0:
+                        self.issue(
+                            "VAL-1030",
+                            f"{path}.{child.name}",
+                            slice=s.slice_name,
+                            min=s.min,
+                            count=0,
+                        )
                 continue
             self._element(child, entry, path, env)
 
