@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await relay.stop()
             await relay.bus.close()
+            core.validation.close()
             await core.store.dispose()
 
     app = FastAPI(

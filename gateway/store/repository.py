@@ -98,10 +98,12 @@ class Repository:
 
     @asynccontextmanager
     async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        """The open transaction's connection, or an autocommit one: a read outside a
+        transaction is one statement, so BEGIN/ROLLBACK would only add round trips."""
         if self.conn is not None:
             yield self.conn
         else:
-            async with self.store.engine.connect() as conn:
+            async with self.store.read_engine.connect() as conn:
                 yield conn
 
     @property

@@ -30,6 +30,8 @@ class Store:
         listeners: Sequence[CommitListener] = (),
     ):
         self.engine = engine
+        # Same pool; connections checked out through it run each statement in autocommit.
+        self.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.extractor = extractor
         self.hooks = list(hooks)
         self.listeners = list(listeners)

@@ -16,7 +16,7 @@ import orjson
 from gateway.fhir import outcomes
 from gateway.fhir.bundles import Entry, assemble
 from gateway.fhir.outcomes import Issue, OperationOutcomeError
-from gateway.fhir.parse import is_resource_type, parse_json, validate_resource
+from gateway.fhir.parse import is_resource_type, parse_json
 from gateway.fhir.request import FhirRequest, FhirResponse
 from gateway.fhir.responses import REASONS, new_id, parse_etag, prefer_return
 from gateway.fhir.router import Call
@@ -146,10 +146,18 @@ async def _batch(call: Call, entries: list[Any]) -> FhirResponse:
 
 # --- transaction -------------------------------------------------------------------------
 async def _transaction(call: Call, items: list[_Item]) -> FhirResponse:
-    _validate_all(items)
+    _parse_urls(items)
+    # Validation runs on the worker pool while ids are assigned (it snapshots the resources
+    # first, so rewriting references afterwards cannot race with it).
+    validated = call.core.validation.start(
+        [(it.resource, it.res_type, it.where) for it in items if it.method in ("POST", "PUT")]
+    )
     include = prefer_return(call.req) == "representation"
     async with call.repo.transaction() as tx:
-        idmap = await _assign_ids(call, tx, items)
+        try:
+            idmap = await _assign_ids(call, tx, items)
+        finally:
+            await validated  # every invalid entry is reported, before any other error
         await _rewrite_references(call, tx, items, idmap)
         ordered = sorted(items, key=lambda it: (_ORDER[it.method], it.index))
         await _bulk_write(call, tx, [it for it in ordered if it.method in ("DELETE", "POST", "PUT")])
@@ -177,8 +185,8 @@ def _located(err: OperationOutcomeError, it: _Item) -> OperationOutcomeError:
     return OperationOutcomeError(issues, err.status)
 
 
-def _validate_all(items: list[_Item]) -> None:
-    """Structurally validate every resource first, reporting every failing entry at once."""
+def _parse_urls(items: list[_Item]) -> None:
+    """Type, id and condition of every entry's request.url; all bad entries reported at once."""
     issues: list[Issue] = []
     status = 400
     for it in items:
@@ -194,8 +202,6 @@ def _validate_all(items: list[_Item]) -> None:
             it.query = query or None
             if len(parts) > 1:
                 it.res_id = parts[1]
-            if it.method in ("POST", "PUT"):
-                validate_resource(it.resource, it.res_type, it.where)
         except OperationOutcomeError as err:
             issues.extend(err.issues)
             status = max(status, err.status)
