@@ -40,6 +40,15 @@ def _has_code(element: str, code: str, system: str = _CATEGORY) -> Callable[[dic
     return test
 
 
+def _has_system(element: str, system: str) -> Callable[[dict], bool]:
+    def test(resource: dict[str, Any]) -> bool:
+        concept = resource.get(element)
+        codings = concept.get("coding") if isinstance(concept, dict) else None
+        return any(isinstance(c, dict) and c.get("system") == system for c in codings or [])
+
+    return test
+
+
 def _has_extension(url: str) -> Callable[[dict], bool]:
     def test(resource: dict[str, Any]) -> bool:
         return any(
@@ -87,6 +96,11 @@ DEFAULT_PROFILES: tuple[DefaultProfile, ...] = (
         _has_extension(_SD + "cn-charged-package"),
     ),
     DefaultProfile("ServiceRequest", _SD + "cn-referral", _has_code("category", "referral")),
+    DefaultProfile(
+        "Task",
+        _SD + "cn-referral-task",
+        _has_system("businessStatus", CANONICAL_BASE + "/CodeSystem/referral-status"),
+    ),
     DefaultProfile(
         "DiagnosticReport",
         _SD + "cn-recognised-report",

@@ -258,8 +258,10 @@ class Walker:
     ) -> tuple[ElementNode, tuple, str]:
         """The node whose children describe `v`, the invariants, and the FHIRPath type path."""
         if node.children:
-            root = None if tref.code == "BackboneElement" else self.trees.type_root(tref.code)
-            return node, self._merged(node, root), node.path
+            if tref.code in ("BackboneElement", "Element"):
+                return node, node.invariants, node.path
+            root = self.trees.type_root(tref.code)
+            return node, self._merged(node, root), tref.code
         target = None
         if tref.profiles:
             target = self.trees.get(tref.profiles[0])
