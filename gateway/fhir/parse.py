@@ -15,6 +15,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from gateway.fhir import outcomes
+from gateway.fhir.json_types import check_json_types
 from gateway.fhir.outcomes import Issue
 
 _ISSUE_CODE_BY_PYDANTIC = {
@@ -124,4 +125,8 @@ def validate_resource(resource: Any, expected_type: str | None = None, where: st
         raise outcomes.invalid_content(issues_from_validation_error(where or rtype, exc)) from None
     except (ValueError, TypeError) as exc:  # fhir.resources raises these from root validators
         raise outcomes.bad_request(f"Invalid resource: {exc}", where or rtype, gw="GW-1101") from None
+    # The models coerce "yes" to true and "5" to 5: check the JSON types ourselves.
+    issues = check_json_types(resource, cls, where or rtype)
+    if issues:
+        raise outcomes.invalid_content(issues)
     return resource

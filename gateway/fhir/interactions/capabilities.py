@@ -43,7 +43,7 @@ def capability_statement(core: Any, base_url: str) -> dict[str, Any]:
             + [
                 {"name": p.code, "definition": p.url, "type": p.type}
                 for p in sorted(params.values(), key=lambda p: p.code)
-                if p.type in core.searchable_types
+                if p.type in core.searchable_types and p.expression
             ],
         }
         ops = [

@@ -1,0 +1,85 @@
+"""Structural validation: pydantic errors become issues located by FHIRPath."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.fhir.outcomes import OperationOutcomeError
+from gateway.fhir.parse import fhirpath_of, parse_json, served_types, validate_resource
+
+
+def test_fhirpath_of_locations():
+    assert fhirpath_of("Patient", ("name", 0, "given", 1)) == "Patient.name[0].given[1]"
+    assert fhirpath_of("Bundle.entry[2].resource", ("status",)) == "Bundle.entry[2].resource.status"
+
+
+@pytest.mark.parametrize(
+    "resource, expression",
+    [
+        ({"resourceType": "Patient", "birthDate": "2024-02-31"}, "Patient.birthDate"),
+        ({"resourceType": "Patient", "active": "yes"}, "Patient.active"),
+        ({"resourceType": "Patient", "name": [{"given": ["a", 3]}]}, "Patient.name[0].given[1]"),
+        ({"resourceType": "Patient", "colour": "red"}, "Patient.colour"),
+        (
+            {"resourceType": "Encounter", "status": "finished", "class": {"code": 1}},
+            "Encounter.class.code",
+        ),
+        # The models coerce these; FHIR JSON requires the JSON type (json.html §2.6.2).
+        ({"resourceType": "Patient", "active": "true"}, "Patient.active"),
+        ({"resourceType": "Patient", "multipleBirthInteger": "2"}, "Patient.multipleBirthInteger"),
+        (
+            {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+             "valueQuantity": {"value": "1.5"}},
+            "Observation.valueQuantity.value",
+        ),
+        ({"resourceType": "Patient", "gender": 1}, "Patient.gender"),
+        (
+            {"resourceType": "Bundle", "type": "collection",
+             "entry": [{"resource": {"resourceType": "Patient", "active": 1}}]},
+            "Bundle.entry[0].resource.active",
+        ),
+    ],
+)
+def test_invalid_elements_are_located(resource, expression):
+    with pytest.raises(OperationOutcomeError) as err:
+        validate_resource(resource)
+    assert err.value.status == 400
+    assert expression in [e for i in err.value.issues for e in i.expression]
+
+
+def test_bundle_prefix_is_kept():
+    with pytest.raises(OperationOutcomeError) as err:
+        validate_resource(
+            {"resourceType": "Patient", "active": 1}, "Patient", "Bundle.entry[4].resource"
+        )
+    assert err.value.issues[0].expression == ("Bundle.entry[4].resource.active",)
+
+
+def test_null_beside_primitive_extension_is_valid():
+    validate_resource({"resourceType": "Patient", "name": [{
+        "given": ["三", None], "_given": [None, {"extension": [{"url": "u", "valueBoolean": True}]}],
+    }]})
+
+
+def test_null_beside_primitive_extension_is_valid():
+    validate_resource({"resourceType": "Patient", "name": [{
+        "given": ["三", None], "_given": [None, {"extension": [{"url": "u", "valueBoolean": True}]}],
+    }]})
+
+
+def test_malformed_json_and_non_objects():
+    with pytest.raises(OperationOutcomeError) as err:
+        parse_json(b'{"resourceType": ')
+    assert err.value.status == 400 and err.value.issues[0].code == "structure"
+    with pytest.raises(OperationOutcomeError):
+        validate_resource([1, 2])
+    with pytest.raises(OperationOutcomeError):
+        validate_resource({"resourceType": "Nope"})
+
+
+def test_served_types_are_r4_types_with_models():
+    types = served_types()
+    assert {"Patient", "CarePlan", "CareTeam", "ServiceRequest", "Task", "Bundle"} <= set(types)
+    assert "MedicinalProduct" not in types  # R4-only, no R4B model
+    assert "SubscriptionTopic" not in types  # R4B-only, not R4
+    assert "Resource" not in types and "DomainResource" not in types
