@@ -29,6 +29,6 @@ class Settings(BaseSettings):
     # Where our profiles, SearchParameters and policy packs live.
     profiles_dir: Path = PROJECT_ROOT / "profiles"
     db_pool_size: int = 10
-    # Processes that validate large transaction bundles in parallel (unset: one per core; 0: inline).
+    # Processes validating large transaction bundles in parallel (unset: one per core; 0: inline).
     validation_workers: int | None = None
     log_level: str = "info"

@@ -23,7 +23,11 @@ from gateway.store.migrate import upgrade_async
 from gateway.store.tables import metadata
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-CORPORA = Path(os.environ.get("GATEWAY_CORPORA", Path(__file__).resolve().parents[1] / ".." / "shared" / "corpora")).resolve()
+CORPORA = Path(
+    os.environ.get(
+        "GATEWAY_CORPORA", Path(__file__).resolve().parents[1] / ".." / "shared" / "corpora"
+    )
+).resolve()
 
 
 def need_service(env: str, what: str) -> str:
@@ -98,8 +102,10 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:
     await truncate_all(app.state.core.store.engine)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
-        transport=transport, base_url="http://testserver/fhir",
-        headers={"content-type": "application/fhir+json"}, timeout=120,
+        transport=transport,
+        base_url="http://testserver/fhir",
+        headers={"content-type": "application/fhir+json"},
+        timeout=120,
     ) as c:
         yield c
 

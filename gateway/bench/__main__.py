@@ -13,6 +13,7 @@ import os
 import random
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -22,22 +23,33 @@ from rich.table import Table
 
 from gateway.bench.server import gateway_process, throwaway_postgres, throwaway_sqlite
 
-CORPORA = Path(os.environ.get("GATEWAY_CORPORA", Path(__file__).resolve().parents[2] / ".." / "shared" / "corpora"))
+CORPORA = Path(
+    os.environ.get(
+        "GATEWAY_CORPORA", Path(__file__).resolve().parents[2] / ".." / "shared" / "corpora"
+    )
+)
 HEADERS = {"content-type": "application/fhir+json"}
 
 
 def patient(i: int) -> bytes:
-    return orjson.dumps({
-        "resourceType": "Patient",
-        "identifier": [{"system": "urn:oid:2.16.156.10011.1.2", "value": f"HR{i:010d}"}],
-        "name": [{"text": f"张三{i}", "family": "张", "given": [f"三{i}"]}],
-        "gender": "male", "birthDate": "1960-05-01",
-        "address": [{"city": "广州市", "district": "越秀区", "line": ["中山一路1号"]}],
-    })
+    return orjson.dumps(
+        {
+            "resourceType": "Patient",
+            "identifier": [{"system": "urn:oid:2.16.156.10011.1.2", "value": f"HR{i:010d}"}],
+            "name": [{"text": f"张三{i}", "family": "张", "given": [f"三{i}"]}],
+            "gender": "male",
+            "birthDate": "1960-05-01",
+            "address": [{"city": "广州市", "district": "越秀区", "line": ["中山一路1号"]}],
+        }
+    )
 
 
-async def _run_clients(clients: int, total: int, work) -> tuple[float, list[float]]:  # type: ignore[no-untyped-def]
-    """Run `total` calls of work(client, i) over `clients` concurrent loops; (seconds, latencies)."""
+Work = Callable[[httpx.AsyncClient, int], Awaitable[None]]
+
+
+async def _run_clients(clients: int, total: int, work: Work) -> tuple[float, list[float]]:
+    """Run `total` calls of work(client, i) over `clients` concurrent loops.
+    Returns (seconds, latencies)."""
     latencies: list[float] = []
     counter = iter(range(total))
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -58,7 +70,9 @@ async def bench_posts(base: str, clients: int, n: int) -> tuple[float, list[str]
     ids: list[str] = []
 
     async def work(c: httpx.AsyncClient, i: int) -> None:
-        r = await c.post(f"{base}/Patient", content=patient(i), headers={**HEADERS, "Prefer": "return=minimal"})
+        r = await c.post(
+            f"{base}/Patient", content=patient(i), headers={**HEADERS, "Prefer": "return=minimal"}
+        )
         assert r.status_code == 201, r.text
         ids.append(r.headers["location"].split("/")[-3])
 
@@ -103,7 +117,12 @@ async def run_backend(name: str, url: str, args: argparse.Namespace, table: Tabl
             ingest = await bench_ingest(server.base, clients, bundles, counts)
             med, p95 = await bench_reads(server.base, clients, ids, args.reads)
             table.add_row(
-                name, str(clients), f"{post_rate:,.0f}", f"{ingest:,.0f}", f"{med:.2f}", f"{p95:.2f}"
+                name,
+                str(clients),
+                f"{post_rate:,.0f}",
+                f"{ingest:,.0f}",
+                f"{med:.2f}",
+                f"{p95:.2f}",
             )
 
 
@@ -112,15 +131,27 @@ def main() -> None:
     ap.add_argument("--posts", type=int, default=1000)
     ap.add_argument("--reads", type=int, default=3000)
     ap.add_argument("--bundles", type=int, default=None, help="Synthea bundles (default: all)")
-    ap.add_argument("--workers", type=int, default=int(os.environ.get("GATEWAY_BENCH_WORKERS", os.cpu_count() or 1)))
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("GATEWAY_BENCH_WORKERS", os.cpu_count() or 1)),
+    )
     ap.add_argument("--only", choices=["postgres", "sqlite"], default=None)
     args = ap.parse_args()
     console = Console()
     table = Table(title=f"REST core ({os.cpu_count()} cores, {args.workers} gateway workers)")
-    for col in ("database", "clients", "POST /Patient /s", "transaction ingest resources/s",
-                "GET /Patient/{id} median ms", "p95 ms"):
+    for col in (
+        "database",
+        "clients",
+        "POST /Patient /s",
+        "transaction ingest resources/s",
+        "GET /Patient/{id} median ms",
+        "p95 ms",
+    ):
         table.add_column(col, justify="right")
-    pg_admin = os.environ.get("GATEWAY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    pg_admin = os.environ.get(
+        "GATEWAY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+    )
     if args.only in (None, "postgres"):
         with throwaway_postgres(pg_admin) as url:
             asyncio.run(run_backend("PostgreSQL", url, args, table))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from concurrent.futures import ThreadPoolExecutor
 import os
 import socket
 import subprocess
@@ -12,6 +11,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
@@ -83,7 +83,9 @@ def gateway_process(database_url: str, workers: int) -> Iterator[Server]:
     env.pop("GATEWAY_REDIS_URL", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", "--no-migrate"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}/fhir"
     try:

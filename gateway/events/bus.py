@@ -50,8 +50,11 @@ class RedisStreamBus:
                 pipe.xadd(
                     self.stream,
                     {
-                        "type": e.res_type, "id": e.res_id, "version": str(e.version),
-                        "action": e.action, "principal": e.principal or "",
+                        "type": e.res_type,
+                        "id": e.res_id,
+                        "version": str(e.version),
+                        "action": e.action,
+                        "principal": e.principal or "",
                     },
                     maxlen=self.maxlen,
                     approximate=True,

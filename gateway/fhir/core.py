@@ -85,16 +85,22 @@ class FhirCore:
     ) -> SearchRequest:
         s = self.settings
         return parse_search(
-            self.registry, res_type, query, lenient=lenient,
-            default_count=s.default_page_size, max_count=s.max_page_size,
+            self.registry,
+            res_type,
+            query,
+            lenient=lenient,
+            default_count=s.default_page_size,
+            max_count=s.max_page_size,
         )
 
     async def search(self, repo: Repository, sr: SearchRequest) -> tuple[list[Stored], int | None]:
         """One page (plus one row, to tell whether there is a next page) and the total."""
         where = self.search_sql.where(sr)
         order = self._order(sr)
-        rows = [] if sr.summary == "count" else await repo.search_rows(
-            where, order, sr.count + 1, sr.offset
+        rows = (
+            []
+            if sr.summary == "count"
+            else await repo.search_rows(where, order, sr.count + 1, sr.offset)
         )
         total = None
         if sr.total == "accurate" or sr.summary == "count":

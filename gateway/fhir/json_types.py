@@ -94,20 +94,34 @@ def _walk(node: dict[str, Any], model: Any, path: str, issues: list[Issue]) -> N
             _check(value, kind, child, f"{path}.{key}", issues, in_list=False)
 
 
-def _check(value: Any, kind: str, child: Any, path: str, issues: list[Issue], in_list: bool) -> None:
+def _check(
+    value: Any, kind: str, child: Any, path: str, issues: list[Issue], in_list: bool
+) -> None:
     if value is None:
         return  # null stands in for an absent primitive beside its _element (json.html)
     if kind in _JSON_TYPE:
-        ok = isinstance(value, _JSON_TYPE[kind]) and (kind == "boolean" or not isinstance(value, bool))
+        ok = isinstance(value, _JSON_TYPE[kind]) and (
+            kind == "boolean" or not isinstance(value, bool)
+        )
         if not ok:
-            want = {"boolean": "a JSON boolean", "integer": "a JSON integer",
-                    "decimal": "a JSON number", "string": "a JSON string"}[kind]
-            issues.append(Issue(
-                "value", f"{path}: must be {want}, not {type(value).__name__} {value!r:.40}",
-                "GW-1102", expression=(path,),
-            ))
+            want = {
+                "boolean": "a JSON boolean",
+                "integer": "a JSON integer",
+                "decimal": "a JSON number",
+                "string": "a JSON string",
+            }[kind]
+            issues.append(
+                Issue(
+                    "value",
+                    f"{path}: must be {want}, not {type(value).__name__} {value!r:.40}",
+                    "GW-1102",
+                    expression=(path,),
+                )
+            )
         elif kind == "integer" and isinstance(value, float) and not value.is_integer():
-            issues.append(Issue("value", f"{path}: must be an integer", "GW-1102", expression=(path,)))
+            issues.append(
+                Issue("value", f"{path}: must be an integer", "GW-1102", expression=(path,))
+            )
         return
     if not isinstance(value, dict):
         return  # the model reports structure errors

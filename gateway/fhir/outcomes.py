@@ -46,9 +46,7 @@ class Issue:
             "severity": self.severity,
             "code": self.code,
             "details": {
-                "coding": [
-                    {"system": "urn:fhir-gateway:message-codes", "code": self.gw_code}
-                ],
+                "coding": [{"system": "urn:fhir-gateway:message-codes", "code": self.gw_code}],
                 "text": self.diagnostics,
             },
             "diagnostics": self.diagnostics,

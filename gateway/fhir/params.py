@@ -20,8 +20,9 @@ def parse_instant(value: str, name: str) -> int:
             dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
     except ValueError:
         raise outcomes.bad_request(
-            f"Invalid value '{value}' for {name}: expected an instant such as "
-            "2024-01-01T00:00:00Z", name, gw="GW-1024",
+            f"Invalid value '{value}' for {name}: expected an instant such as 2024-01-01T00:00:00Z",
+            name,
+            gw="GW-1024",
         ) from None
     return clock.from_datetime(dt)
 

@@ -35,7 +35,9 @@ def model_class(rtype: str) -> Any | None:
         return None
     # Data types (HumanName, …) are models too; only resources have a resource type.
     get_type = getattr(cls, "get_resource_type", None)
-    return cls if get_type is not None and get_type() == rtype and "meta" in cls.model_fields else None
+    return (
+        cls if get_type is not None and get_type() == rtype and "meta" in cls.model_fields else None
+    )
 
 
 @cache
@@ -105,7 +107,9 @@ def validate_resource(resource: Any, expected_type: str | None = None, where: st
         raise outcomes.bad_request("The body must be a JSON object (a FHIR resource)", root)
     rtype = resource.get("resourceType")
     if not isinstance(rtype, str):
-        raise outcomes.bad_request("Missing resourceType", f"{root}.resourceType" if where else None)
+        raise outcomes.bad_request(
+            "Missing resourceType", f"{root}.resourceType" if where else None
+        )
     if expected_type and rtype != expected_type:
         raise outcomes.bad_request(
             f"resourceType '{rtype}' does not match the URL's type '{expected_type}'",
@@ -124,7 +128,9 @@ def validate_resource(resource: Any, expected_type: str | None = None, where: st
     except ValidationError as exc:
         raise outcomes.invalid_content(issues_from_validation_error(where or rtype, exc)) from None
     except (ValueError, TypeError) as exc:  # fhir.resources raises these from root validators
-        raise outcomes.bad_request(f"Invalid resource: {exc}", where or rtype, gw="GW-1101") from None
+        raise outcomes.bad_request(
+            f"Invalid resource: {exc}", where or rtype, gw="GW-1101"
+        ) from None
     # The models coerce "yes" to true and "5" to 5: check the JSON types ourselves.
     issues = check_json_types(resource, cls, where or rtype)
     if issues:

@@ -12,8 +12,15 @@ from gateway.fhir.request import FhirRequest, FhirResponse
 from gateway.store.model import Stored
 
 REASONS = {
-    200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified", 400: "Bad Request",
-    404: "Not Found", 409: "Conflict", 410: "Gone", 412: "Precondition Failed",
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    304: "Not Modified",
+    400: "Bad Request",
+    404: "Not Found",
+    409: "Conflict",
+    410: "Gone",
+    412: "Precondition Failed",
     422: "Unprocessable Entity",
 }
 
@@ -87,5 +94,7 @@ def parse_etag(value: str | None) -> int | None:
         v = v[2:]
     v = v.strip('"')
     if not v.isdigit():
-        raise outcomes.bad_request(f"Malformed ETag '{value}': expected W/\"<version>\"", gw="GW-1018")
+        raise outcomes.bad_request(
+            f"Malformed ETag '{value}': expected W/\"<version>\"", gw="GW-1018"
+        )
     return int(v)

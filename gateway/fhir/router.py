@@ -115,7 +115,9 @@ class Router:
         op = self.operations.get(name)
         if op is None or not op.accepts(level, args["res_type"]):
             raise outcomes.error(
-                404, "not-supported", "GW-1017",
+                404,
+                "not-supported",
+                "GW-1017",
                 f"Operation ${name} is not supported at {level} level"
                 + (f" on {args['res_type']}" if args["res_type"] else ""),
             )
@@ -126,6 +128,13 @@ class Router:
 
     async def dispatch(self, core: FhirCore, req: FhirRequest, repo: Repository) -> FhirResponse:
         route, args = self.match(req)
-        call = Call(core, req, repo, args.get("res_type"), args.get("res_id"), args.get("version"),
-                    args.get("operation"))
+        call = Call(
+            core,
+            req,
+            repo,
+            args.get("res_type"),
+            args.get("res_id"),
+            args.get("version"),
+            args.get("operation"),
+        )
         return await route.handler(call)

@@ -13,8 +13,19 @@ from gateway.fhir import outcomes
 from gateway.fhir.outcomes import Issue
 
 RESULT_PARAMS = {
-    "_count", "_offset", "_sort", "_total", "_summary", "_elements", "_include", "_revinclude",
-    "_format", "_pretty", "_contained", "_containedType", "_cursor",
+    "_count",
+    "_offset",
+    "_sort",
+    "_total",
+    "_summary",
+    "_elements",
+    "_include",
+    "_revinclude",
+    "_format",
+    "_pretty",
+    "_contained",
+    "_containedType",
+    "_cursor",
 }
 # Parameters the store answers from its own columns rather than index tables.
 SPECIAL = {"_id": "token", "_lastUpdated": "date"}
@@ -84,8 +95,11 @@ def parse_search(
         sp = params.get(name)
         if sp is None or "." in name:
             issue = Issue(
-                "not-supported", f"Unknown search parameter '{raw_name}' for {res_type}",
-                "GW-1300", severity="warning" if lenient else "error", expression=(raw_name,),
+                "not-supported",
+                f"Unknown search parameter '{raw_name}' for {res_type}",
+                "GW-1300",
+                severity="warning" if lenient else "error",
+                expression=(raw_name,),
             )
             if lenient:
                 sr.warnings.append(issue)

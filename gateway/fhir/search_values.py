@@ -26,7 +26,9 @@ def date_range(value: str, name: str) -> tuple[int, int]:
     if rng is None:
         raise outcomes.bad_request(
             f"Invalid date '{value}' for {name}: expected YYYY, YYYY-MM, YYYY-MM-DD or a "
-            "dateTime such as 2024-03-01T08:00:00+08:00", name, "GW-1310",
+            "dateTime such as 2024-03-01T08:00:00+08:00",
+            name,
+            "GW-1310",
         )
     return clock.from_datetime(rng[0]), clock.from_datetime(rng[1])
 

@@ -24,7 +24,9 @@ Item = tuple[dict[str, Any], str | None, str]  # (resource, expected type, FHIRP
 _IssueTuple = tuple[str, str, str, str, tuple[str, ...], int]
 
 
-def _validate_items(items: Sequence[tuple[bytes | dict[str, Any], str | None, str]]) -> list[_IssueTuple]:
+def _validate_items(
+    items: Sequence[tuple[bytes | dict[str, Any], str | None, str]],
+) -> list[_IssueTuple]:
     out: list[_IssueTuple] = []
     for doc, expected, where in items:
         resource = orjson.loads(doc) if isinstance(doc, bytes) else doc

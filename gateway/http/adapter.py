@@ -96,7 +96,9 @@ async def fhir_endpoint(request: Request) -> Response:
             headers={k.lower(): v for k, v in request.headers.items()},
             body=body,
             base_url=base_url(request, settings),
-            context=RequestContext(request_id=request.headers.get("x-request-id") or str(uuid.uuid4())),
+            context=RequestContext(
+                request_id=request.headers.get("x-request-id") or str(uuid.uuid4())
+            ),
         )
         resp = await state.core.handle(req)
         return _render(resp, pretty)

@@ -54,14 +54,21 @@ def _with_meta(resource: dict[str, Any], res_id: str, version: int, ts: int) -> 
 
 def _row_to_stored(row: Any) -> Stored:
     return Stored(
-        row.res_type, row.res_id, row.version, row.last_updated, bool(row.deleted),
-        bytes(row.content), getattr(row, "method", "PUT"),
+        row.res_type,
+        row.res_id,
+        row.version,
+        row.last_updated,
+        bool(row.deleted),
+        bytes(row.content),
+        getattr(row, "method", "PUT"),
     )
 
 
 def lock_key(text_key: str) -> int:
     """A signed 64-bit key for PostgreSQL advisory locks."""
-    return int.from_bytes(hashlib.blake2b(text_key.encode(), digest_size=8).digest(), "big", signed=True)
+    return int.from_bytes(
+        hashlib.blake2b(text_key.encode(), digest_size=8).digest(), "big", signed=True
+    )
 
 
 class Repository:
@@ -207,7 +214,9 @@ class Repository:
         async with self.transaction() as tx:
             return await tx._apply(writes)
 
-    async def _current_for_update(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Stored]:
+    async def _current_for_update(
+        self, keys: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], Stored]:
         assert self.conn is not None
         out: dict[tuple[str, str], Stored] = {}
         keys = sorted(set(keys))  # one lock order for every transaction: fewer deadlocks
@@ -250,7 +259,13 @@ class Repository:
                 content = orjson.dumps(doc)
                 action = "create" if cur is None or cur.deleted else "update"
             stored = Stored(
-                w.res_type, w.res_id, version, ts, doc is None, content, w.method,
+                w.res_type,
+                w.res_id,
+                version,
+                ts,
+                doc is None,
+                content,
+                w.method,
                 created=action == "create",
             )
             current[key] = stored
@@ -258,9 +273,14 @@ class Repository:
             results.append(stored)
             hist_rows.append(
                 {
-                    "res_type": w.res_type, "res_id": w.res_id, "version": version,
-                    "last_updated": ts, "method": w.method, "deleted": doc is None,
-                    "content": content, "principal": self.ctx.principal,
+                    "res_type": w.res_type,
+                    "res_id": w.res_id,
+                    "version": version,
+                    "last_updated": ts,
+                    "method": w.method,
+                    "deleted": doc is None,
+                    "content": content,
+                    "principal": self.ctx.principal,
                 }
             )
             events.append(Event(w.res_type, w.res_id, version, action, self.ctx.principal))
@@ -299,12 +319,18 @@ class Repository:
             st = current[key]
             assert st is not None
             row = {
-                "res_type": key[0], "res_id": key[1], "version": st.version,
-                "last_updated": st.last_updated, "deleted": st.deleted, "content": st.content,
+                "res_type": key[0],
+                "res_id": key[1],
+                "version": st.version,
+                "last_updated": st.last_updated,
+                "deleted": st.deleted,
+                "content": st.content,
             }
             before = original.get(key)
             (upd_rows if before is not None else new_rows).append(row)
-            old_idx = extract(orjson.loads(before.content)) if before and not before.deleted else None
+            old_idx = (
+                extract(orjson.loads(before.content)) if before and not before.deleted else None
+            )
             new_idx = extract(doc) if doc is not None else None
             kinds = changed_kinds(old_idx, new_idx)
             if not kinds:
@@ -322,14 +348,22 @@ class Repository:
                 .where(resources.c.res_type == bindparam("b_type"))
                 .where(resources.c.res_id == bindparam("b_id"))
                 .values(
-                    version=bindparam("version"), last_updated=bindparam("last_updated"),
-                    deleted=bindparam("deleted"), content=bindparam("content"),
+                    version=bindparam("version"),
+                    last_updated=bindparam("last_updated"),
+                    deleted=bindparam("deleted"),
+                    content=bindparam("content"),
                 )
             )
             await conn.execute(
                 stmt,
-                [{**{k: v for k, v in r.items() if k not in ("res_type", "res_id")},
-                  "b_type": r["res_type"], "b_id": r["res_id"]} for r in upd_rows],
+                [
+                    {
+                        **{k: v for k, v in r.items() if k not in ("res_type", "res_id")},
+                        "b_type": r["res_type"],
+                        "b_id": r["res_id"],
+                    }
+                    for r in upd_rows
+                ],
             )
         await conn.execute(insert(history), hist_rows)
         for kind, keys in idx_delete.items():
@@ -345,10 +379,15 @@ class Repository:
         await conn.execute(
             insert(outbox),
             [
-                {"res_type": e.res_type, "res_id": e.res_id, "version": e.version,
-                 "action": e.action, "created_at": now, "principal": e.principal,
-                 "published": False}
+                {
+                    "res_type": e.res_type,
+                    "res_id": e.res_id,
+                    "version": e.version,
+                    "action": e.action,
+                    "created_at": now,
+                    "principal": e.principal,
+                    "published": False,
+                }
                 for e in events
             ],
         )
-

@@ -51,7 +51,8 @@ class SearchSql:
             )
         if c.modifier == "missing":
             has = exists().where(
-                table.c.res_type == res_type, table.c.param == c.name,
+                table.c.res_type == res_type,
+                table.c.param == c.name,
                 table.c.res_id == resources.c.res_id,
             )
             return not_(has) if c.values == ["true"] else has
@@ -104,8 +105,10 @@ class SearchSql:
             system, sep, value = v.partition("|")
             if not sep:
                 return t.c.ident_value == v
-            return and_(t.c.ident_system == system, t.c.ident_value == value) if system else (
-                t.c.ident_value == value
+            return (
+                and_(t.c.ident_system == system, t.c.ident_value == value)
+                if system
+                else (t.c.ident_value == value)
             )
         type_mod = c.modifier if c.modifier and c.modifier[:1].isupper() else None
         if c.modifier is not None and type_mod is None:
@@ -182,7 +185,8 @@ class SearchSql:
     def _bad_modifier(c: Clause) -> outcomes.OperationOutcomeError:
         return outcomes.bad_request(
             f"Modifier ':{c.modifier}' is not supported for {c.type} parameter '{c.name}'",
-            f"{c.name}:{c.modifier}", "GW-1321",
+            f"{c.name}:{c.modifier}",
+            "GW-1321",
         )
 
 

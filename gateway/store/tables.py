@@ -81,7 +81,9 @@ idx_token = _index_table(
     value_index=("code", "system"),
 )
 idx_string = _index_table(
-    "string", Column("norm", Text, nullable=False), Column("exact", Text, nullable=False),
+    "string",
+    Column("norm", Text, nullable=False),
+    Column("exact", Text, nullable=False),
     value_index=("norm",),
 )
 idx_date = _index_table(

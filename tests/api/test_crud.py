@@ -158,11 +158,14 @@ async def test_if_none_match_and_if_modified_since_give_304(client):
     assert old.status_code == 200
 
 
-@pytest.mark.parametrize("prefer, has_body, kind", [
-    ("return=minimal", False, None),
-    ("return=representation", True, "Patient"),
-    ("return=OperationOutcome", True, "OperationOutcome"),
-])
+@pytest.mark.parametrize(
+    "prefer, has_body, kind",
+    [
+        ("return=minimal", False, None),
+        ("return=representation", True, "Patient"),
+        ("return=OperationOutcome", True, "OperationOutcome"),
+    ],
+)
 async def test_prefer_return(client, prefer, has_body, kind):
     r = await client.post("/Patient", json=PATIENT, headers={"Prefer": prefer})
     assert r.status_code == 201
@@ -185,10 +188,13 @@ async def test_format_and_pretty(client):
 
 async def test_patch_json_patch(client):
     pid = (await create(client)).json()["id"]
-    ops = [{"op": "replace", "path": "/gender", "value": "female"},
-           {"op": "add", "path": "/name/0/given/-", "value": "丰"}]
+    ops = [
+        {"op": "replace", "path": "/gender", "value": "female"},
+        {"op": "add", "path": "/name/0/given/-", "value": "丰"},
+    ]
     r = await client.patch(
-        f"/Patient/{pid}", json=ops,
+        f"/Patient/{pid}",
+        json=ops,
         headers={"content-type": "application/json-patch+json", "If-Match": 'W/"1"'},
     )
     assert r.status_code == 200, r.text
@@ -196,18 +202,21 @@ async def test_patch_json_patch(client):
     assert body["gender"] == "female" and body["name"][0]["given"] == ["三", "丰"]
     assert body["meta"]["versionId"] == "2"
     bad = await client.patch(
-        f"/Patient/{pid}", json=[{"op": "replace", "path": "/gender", "value": 42}],
+        f"/Patient/{pid}",
+        json=[{"op": "replace", "path": "/gender", "value": 42}],
         headers={"content-type": "application/json-patch+json"},
     )
     assert bad.status_code == 400  # the patched result must still be a valid resource
     assert bad.json()["issue"][0]["expression"] == ["Patient.gender"]
     stale = await client.patch(
-        f"/Patient/{pid}", json=ops,
+        f"/Patient/{pid}",
+        json=ops,
         headers={"content-type": "application/json-patch+json", "If-Match": 'W/"1"'},
     )
     assert stale.status_code == 412
     failing = await client.patch(
-        f"/Patient/{pid}", json=[{"op": "remove", "path": "/nope"}],
+        f"/Patient/{pid}",
+        json=[{"op": "remove", "path": "/nope"}],
         headers={"content-type": "application/json-patch+json"},
     )
     assert failing.status_code == 422
@@ -245,10 +254,12 @@ async def test_conditional_update_and_delete(client):
 async def test_concurrent_updates_never_lose_versions(client):
     created = (await create(client)).json()
     pid = created["id"]
-    results = await asyncio.gather(*(
-        client.put(f"/Patient/{pid}", json={**created, "gender": g})
-        for g in ["male", "female", "other", "unknown"] * 3
-    ))
+    results = await asyncio.gather(
+        *(
+            client.put(f"/Patient/{pid}", json={**created, "gender": g})
+            for g in ["male", "female", "other", "unknown"] * 3
+        )
+    )
     ok = [r for r in results if r.status_code == 200]
     assert all(r.status_code in (200, 409) for r in results)
     versions = sorted(int(r.json()["meta"]["versionId"]) for r in ok)

@@ -17,17 +17,26 @@ from tests.conftest import need_corpus
 
 # Official R4 examples the gateway cannot take, each with the reason. The test fails if this
 # list is wrong in either direction (a listed example now passes, or another one fails).
-_NO_R4B_MODEL = "R4-only type: R4B replaced it, fhir.resources has no model, the gateway does not serve it"
+_NO_R4B_MODEL = (
+    "R4-only type: R4B replaced it, fhir.resources has no model, the gateway does not serve it"
+)
 EXPECTED_REJECTIONS: dict[str, str] = {
     **{
         f"{t}-example.json": _NO_R4B_MODEL
         for t in (
-            "EffectEvidenceSynthesis", "MedicinalProduct", "MedicinalProductAuthorization",
-            "MedicinalProductContraindication", "MedicinalProductIndication",
-            "MedicinalProductIngredient", "MedicinalProductInteraction",
-            "MedicinalProductManufactured", "MedicinalProductPackaged",
-            "MedicinalProductPharmaceutical", "MedicinalProductUndesirableEffect",
-            "RiskEvidenceSynthesis", "SubstanceSpecification",
+            "EffectEvidenceSynthesis",
+            "MedicinalProduct",
+            "MedicinalProductAuthorization",
+            "MedicinalProductContraindication",
+            "MedicinalProductIndication",
+            "MedicinalProductIngredient",
+            "MedicinalProductInteraction",
+            "MedicinalProductManufactured",
+            "MedicinalProductPackaged",
+            "MedicinalProductPharmaceutical",
+            "MedicinalProductUndesirableEffect",
+            "RiskEvidenceSynthesis",
+            "SubstanceSpecification",
         )
     },
     # R4B restructured Evidence (variableDefinition 1..*); the R4 example has the R4 shape.
@@ -96,7 +105,9 @@ def _references(node, out: list[str]) -> list[str]:
 def _synthea() -> list[Path]:
     folder = need_corpus("synthea-r4")
     # Patient bundles carry their own Organization/Practitioner copies: load them alone.
-    return sorted(p for p in folder.glob("*.json") if not re.match(r"(hospital|practitioner)Info", p.name))
+    return sorted(
+        p for p in folder.glob("*.json") if not re.match(r"(hospital|practitioner)Info", p.name)
+    )
 
 
 @pytest.mark.parametrize("limit", [None])
@@ -112,8 +123,11 @@ async def test_synthea_bundles_ingest_and_references_resolve(client, core, limit
         assert all(e["response"]["status"] == "201 Created" for e in out["entry"])
         posted += n
     async with core.store.engine.connect() as conn:
-        rows = (await conn.execute(select(resources.c.res_type, resources.c.res_id,
-                                          resources.c.content))).all()
+        rows = (
+            await conn.execute(
+                select(resources.c.res_type, resources.c.res_id, resources.c.content)
+            )
+        ).all()
     assert len(rows) == posted
     stored = {f"{t}/{i}" for t, i, _ in rows}
     dangling = []

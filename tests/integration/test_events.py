@@ -33,11 +33,17 @@ async def test_writes_and_outbox_commit_together(client, core):
     await client.delete(f"/Patient/{pid}")
     assert await _outbox_count(core) == 3
     # A failing transaction writes nothing, outbox included.
-    bad = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": PATIENT, "request": {"method": "POST", "url": "Patient"}},
-        {"resource": {"resourceType": "Patient", "gender": 1},
-         "request": {"method": "POST", "url": "Patient"}},
-    ]}
+    bad = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": PATIENT, "request": {"method": "POST", "url": "Patient"}},
+            {
+                "resource": {"resourceType": "Patient", "gender": 1},
+                "request": {"method": "POST", "url": "Patient"},
+            },
+        ],
+    }
     assert (await client.post("", json=bad)).status_code == 400
     assert await _outbox_count(core) == 3
 
@@ -73,7 +79,12 @@ async def test_redis_stream_bus_publishes_events(client, core, app_relay_paused)
     await relay.drain()
     entries = await redis.xrange(stream)
     fields = [{k.decode(): v.decode() for k, v in f.items()} for _, f in entries]
-    assert {"type": "Patient", "id": pid, "version": "1", "action": "create",
-            "principal": "anonymous"} in fields
+    assert {
+        "type": "Patient",
+        "id": pid,
+        "version": "1",
+        "action": "create",
+        "principal": "anonymous",
+    } in fields
     await redis.delete(stream)
     await redis.aclose()

@@ -160,15 +160,15 @@ async def _transaction(call: Call, items: list[_Item]) -> FhirResponse:
             await validated  # every invalid entry is reported, before any other error
         await _rewrite_references(call, tx, items, idmap)
         ordered = sorted(items, key=lambda it: (_ORDER[it.method], it.index))
-        await _bulk_write(call, tx, [it for it in ordered if it.method in ("DELETE", "POST", "PUT")])
+        await _bulk_write(
+            call, tx, [it for it in ordered if it.method in ("DELETE", "POST", "PUT")]
+        )
         for it in ordered:
             if it.method in ("PATCH", "GET", "HEAD"):
                 try:
                     resp = await call.core.router.dispatch(call.core, _sub_request(call, it), tx)
                 except OperationOutcomeError as err:
-                    if it.method != "GET":
-                        raise _located(err, it)
-                    raise
+                    raise _located(err, it) from None  # any failing entry fails the whole
                 it.response = _response_entry(resp, include or it.method != "PATCH")
     entries = [it.response or Entry({"response": {"status": "200 OK"}}) for it in items]
     return FhirResponse(200, assemble("transaction-response", entries))
@@ -178,8 +178,13 @@ def _located(err: OperationOutcomeError, it: _Item) -> OperationOutcomeError:
     if any(i.expression for i in err.issues):
         return err
     issues = [
-        Issue(i.code, f"Bundle.entry[{it.index}]: {i.diagnostics}", i.gw_code, i.severity,
-              (f"Bundle.entry[{it.index}]",))
+        Issue(
+            i.code,
+            f"Bundle.entry[{it.index}]: {i.diagnostics}",
+            i.gw_code,
+            i.severity,
+            (f"Bundle.entry[{it.index}]",),
+        )
         for i in err.issues
     ]
     return OperationOutcomeError(issues, err.status)
@@ -196,7 +201,8 @@ def _parse_urls(items: list[_Item]) -> None:
             if not parts or not is_resource_type(parts[0]):
                 raise outcomes.bad_request(
                     f"Unknown resource type in request.url '{it.url}'",
-                    f"Bundle.entry[{it.index}].request.url", "GW-1208",
+                    f"Bundle.entry[{it.index}].request.url",
+                    "GW-1208",
                 )
             it.res_type = parts[0]
             it.query = query or None
@@ -221,8 +227,12 @@ async def _assign_ids(call: Call, tx, items: list[_Item]) -> dict[str, str]:  # 
                 await call.core.conditional_match(tx, it.res_type, cond, lock=True) if cond else []
             )
             if len(matches) > 1:
-                raise _located(outcomes.multiple_matches(
-                    f"ifNoneExist '{cond}' matches {len(matches)} resources"), it)
+                raise _located(
+                    outcomes.multiple_matches(
+                        f"ifNoneExist '{cond}' matches {len(matches)} resources"
+                    ),
+                    it,
+                )
             if matches:
                 it.skip_write, it.matched, it.res_id = True, matches[0], matches[0].res_id
             else:
@@ -230,8 +240,12 @@ async def _assign_ids(call: Call, tx, items: list[_Item]) -> dict[str, str]:  # 
         elif it.method in ("PUT", "DELETE", "PATCH") and it.query:
             matches = await call.core.conditional_match(tx, it.res_type, it.query, lock=True)
             if len(matches) > 1:
-                raise _located(outcomes.multiple_matches(
-                    f"Conditional {it.method} '{it.url}' matches {len(matches)} resources"), it)
+                raise _located(
+                    outcomes.multiple_matches(
+                        f"Conditional {it.method} '{it.url}' matches {len(matches)} resources"
+                    ),
+                    it,
+                )
             if matches:
                 it.res_id, it.matched = matches[0].res_id, matches[0]
             elif it.method == "PUT":
@@ -243,7 +257,8 @@ async def _assign_ids(call: Call, tx, items: list[_Item]) -> dict[str, str]:  # 
             if key in seen and not it.skip_write:
                 raise outcomes.bad_request(
                     f"Entries {seen[key]} and {it.index} both change {key[0]}/{key[1]}",
-                    f"Bundle.entry[{it.index}]", "GW-1209",
+                    f"Bundle.entry[{it.index}]",
+                    "GW-1209",
                 )
             seen[key] = it.index
         if it.full_url and it.res_id and it.method in ("POST", "PUT"):
@@ -262,7 +277,8 @@ async def _rewrite_references(call: Call, tx, items: list[_Item], idmap: dict[st
         if ref.startswith("urn:uuid:") or ref.startswith("urn:oid:"):
             raise outcomes.bad_request(
                 f"Reference '{ref}' does not match any fullUrl in this transaction",
-                where, "GW-1210",
+                where,
+                "GW-1210",
             )
         rtype, q, query = ref.partition("?")
         if q and is_resource_type(rtype):
@@ -319,8 +335,14 @@ async def _bulk_write(call: Call, tx, items: list[_Item]) -> None:  # type: igno
                 f"{it.where}.id",
             )
         writes.append(
-            Write(it.res_type, it.res_id, it.resource if it.method != "DELETE" else None,
-                  it.method, expected_version=expected, create_only=it.method == "POST")
+            Write(
+                it.res_type,
+                it.res_id,
+                it.resource if it.method != "DELETE" else None,
+                it.method,
+                expected_version=expected,
+                create_only=it.method == "POST",
+            )
         )
         targets.append(it)
     results = await tx.apply(writes)

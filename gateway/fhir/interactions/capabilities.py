@@ -12,7 +12,14 @@ from gateway.store import clock
 
 # Route interactions that are type-level in the CapabilityStatement's vocabulary.
 _TYPE_INTERACTIONS = (
-    "read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create",
+    "read",
+    "vread",
+    "update",
+    "patch",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
     "search-type",
 )
 _SYSTEM_INTERACTIONS = ("transaction", "batch", "search-system", "history-system")
@@ -47,7 +54,10 @@ def capability_statement(core: Any, base_url: str) -> dict[str, Any]:
             ],
         }
         ops = [
-            {"name": op.name, "definition": op.definition or f"{base_url}/OperationDefinition/{op.name}"}
+            {
+                "name": op.name,
+                "definition": op.definition or f"{base_url}/OperationDefinition/{op.name}",
+            }
             for op in core.operations.values()
             if op.levels & {"type", "instance"} and (not op.types or rtype in op.types)
         ]
@@ -55,7 +65,10 @@ def capability_statement(core: Any, base_url: str) -> dict[str, Any]:
             entry["operation"] = ops
         resources.append(entry)
     system_ops = [
-        {"name": op.name, "definition": op.definition or f"{base_url}/OperationDefinition/{op.name}"}
+        {
+            "name": op.name,
+            "definition": op.definition or f"{base_url}/OperationDefinition/{op.name}",
+        }
         for op in core.operations.values()
         if "system" in op.levels
     ]

@@ -28,6 +28,8 @@ async def create(call: Call) -> FhirResponse:
                 )
                 return resp
         # The server assigns the id; any id in the body is ignored (R4 3.1.0.8.1).
-        [stored] = await tx.apply([Write(call.res_type, new_id(), resource, "POST", create_only=True)])
+        [stored] = await tx.apply(
+            [Write(call.res_type, new_id(), resource, "POST", create_only=True)]
+        )
     assert stored is not None
     return write_response(call.req, stored, 201)

@@ -23,7 +23,9 @@ def _form_query(req: FhirRequest) -> list[tuple[str, str]]:
     return req.query + parse_qsl(body, keep_blank_values=True)
 
 
-async def _search(call: Call, res_type: str, query: list[tuple[str, str]], path: str) -> FhirResponse:
+async def _search(
+    call: Call, res_type: str, query: list[tuple[str, str]], path: str
+) -> FhirResponse:
     req = call.req
     sr = call.core.parse_search(res_type, query, lenient=_lenient(req))
     stored, total = await call.core.search(call.repo, sr)

@@ -51,7 +51,8 @@ async def conditional_update(call: Call) -> FhirResponse:
             if resource.get("id") not in (None, res_id):
                 raise outcomes.id_mismatch(
                     f"The resource id '{resource['id']}' differs from the matched resource "
-                    f"'{res_id}'", f"{call.res_type}.id",
+                    f"'{res_id}'",
+                    f"{call.res_type}.id",
                 )
         else:
             res_id = resource.get("id") or new_id()

@@ -28,14 +28,21 @@ def test_fhirpath_of_locations():
         ({"resourceType": "Patient", "active": "true"}, "Patient.active"),
         ({"resourceType": "Patient", "multipleBirthInteger": "2"}, "Patient.multipleBirthInteger"),
         (
-            {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-             "valueQuantity": {"value": "1.5"}},
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "x"},
+                "valueQuantity": {"value": "1.5"},
+            },
             "Observation.valueQuantity.value",
         ),
         ({"resourceType": "Patient", "gender": 1}, "Patient.gender"),
         (
-            {"resourceType": "Bundle", "type": "collection",
-             "entry": [{"resource": {"resourceType": "Patient", "active": 1}}]},
+            {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [{"resource": {"resourceType": "Patient", "active": 1}}],
+            },
             "Bundle.entry[0].resource.active",
         ),
     ],
@@ -56,15 +63,10 @@ def test_bundle_prefix_is_kept():
 
 
 def test_null_beside_primitive_extension_is_valid():
-    validate_resource({"resourceType": "Patient", "name": [{
-        "given": ["三", None], "_given": [None, {"extension": [{"url": "u", "valueBoolean": True}]}],
-    }]})
-
-
-def test_null_beside_primitive_extension_is_valid():
-    validate_resource({"resourceType": "Patient", "name": [{
-        "given": ["三", None], "_given": [None, {"extension": [{"url": "u", "valueBoolean": True}]}],
-    }]})
+    ext = {"extension": [{"url": "u", "valueBoolean": True}]}
+    validate_resource(
+        {"resourceType": "Patient", "name": [{"given": ["三", None], "_given": [None, ext]}]}
+    )
 
 
 def test_malformed_json_and_non_objects():
