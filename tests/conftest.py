@@ -113,3 +113,32 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def core(app):
     return app.state.core
+
+
+# --- validation (profiles, terminology) ------------------------------------------------------
+@pytest.fixture(scope="session")
+def core_dir() -> Path:
+    """The official R4 definition bundles (for snapshot generation and freshness checks)."""
+    return need_corpus("fhir-r4-definitions")
+
+
+@pytest.fixture(scope="session")
+def registry():
+    """Profiles + the R4 core definitions shipped in the package: what the gateway runs on."""
+    from gateway.validation.registry import ProfileRegistry
+
+    return ProfileRegistry.load()
+
+
+@pytest.fixture(scope="session")
+def validator(registry):
+    from gateway.validation.validator import Validator
+
+    return Validator(registry)
+
+
+@pytest.fixture(scope="session")
+def core_validator(registry):
+    from gateway.validation.validator import Validator
+
+    return Validator(registry, default_profiles=())

@@ -10,16 +10,17 @@ regenerated in memory at load, so a running gateway never validates against an o
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from gateway.validation.build_core import load_shipped
 from gateway.validation.locations import (
     CANONICAL_BASE,
     CORE_FILES,
-    default_core_dir,
     default_profiles_dir,
 )
 from gateway.validation.snapshot import generate_snapshot, generation_order
@@ -45,6 +46,27 @@ def _bundle_resources(path: Path) -> Iterator[dict[str, Any]]:
 
 def _json_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+def _core_definitions(
+    core_dir: Path | None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Core StructureDefinitions and ValueSets/CodeSystems: from the official bundles when a
+    folder is given (GATEWAY_FHIR_CORE_DIR), else from the compact copy shipped in the package
+    (gateway/validation/build_core.py), so a fresh machine needs no corpora."""
+    core = core_dir or (Path(env) if (env := os.environ.get("GATEWAY_FHIR_CORE_DIR")) else None)
+    if core is None:
+        shipped = load_shipped()
+        return shipped["structureDefinitions"], shipped["terminology"]
+    if not (core / "profiles-resources.json").is_file():
+        raise RegistryError(f"FHIR R4 core definitions not found in {core}")
+    sds = [
+        res
+        for name in CORE_FILES
+        for res in _bundle_resources(core / name)
+        if res.get("resourceType") == "StructureDefinition"
+    ]
+    return sds, list(_bundle_resources(core / "valuesets.json"))
 
 
 def _snapshot_matches_source(generated: dict[str, Any], source: dict[str, Any]) -> bool:
@@ -78,18 +100,10 @@ class ProfileRegistry:
     def load(
         cls, profiles_dir: Path | None = None, core_dir: Path | None = None
     ) -> ProfileRegistry:
-        core = core_dir or default_core_dir()
-        if core is None:
-            raise RegistryError(
-                "FHIR R4 core definitions not found: set GATEWAY_FHIR_CORE_DIR or GATEWAY_CORPORA"
-            )
-        sds: dict[str, dict[str, Any]] = {}
-        for name in CORE_FILES:
-            for res in _bundle_resources(core / name):
-                if res.get("resourceType") == "StructureDefinition":
-                    sds[res["url"]] = res
+        core_sds, core_terms = _core_definitions(core_dir)
+        sds = {res["url"]: res for res in core_sds}
         terminology = Terminology()
-        for res in _bundle_resources(core / "valuesets.json"):
+        for res in core_terms:
             terminology.add(res)
         folder = profiles_dir or default_profiles_dir()
         local = load_local(folder, sds, terminology)
