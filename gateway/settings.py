@@ -31,4 +31,9 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     # Processes validating large transaction bundles in parallel (unset: one per core; 0: inline).
     validation_workers: int | None = None
+    # Profile validation on write: "default" (claimed profiles + our domain profiles: CN Patient,
+    # contract CarePlan, …), "claimed" (only meta.profile claims), "off" (structure only).
+    profile_validation: str = "default"
+    # Strict: a claimed profile the gateway does not know is an error, not a warning.
+    strict_profiles: bool = False
     log_level: str = "info"

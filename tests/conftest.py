@@ -6,6 +6,7 @@ them they skip with a reason, except when CI=true: there a missing service is a 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -82,11 +83,32 @@ async def database_url(request, tmp_path_factory) -> AsyncIterator[str]:
     await _drop_postgres(base, name)
 
 
-@pytest.fixture(scope="session")
-async def app(database_url: str):
-    settings = Settings(database_url=database_url, redis_url=None, _env_file=None)
+@contextlib.asynccontextmanager
+async def running_app(database_url: str, **overrides):
+    """A gateway app on `database_url` with its lifespan running."""
+    settings = Settings(database_url=database_url, redis_url=None, _env_file=None, **overrides)
     application = create_app(settings)
     async with application.router.lifespan_context(application):
+        yield application
+
+
+@contextlib.asynccontextmanager
+async def client_for(application) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the ASGI app, on an empty database."""
+    await truncate_all(application.state.core.store.engine)
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://testserver/fhir",
+        headers={"content-type": "application/fhir+json"},
+        timeout=120,
+    ) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+async def app(database_url: str):
+    async with running_app(database_url) as application:
         yield application
 
 
@@ -98,15 +120,7 @@ async def truncate_all(engine) -> None:
 
 @pytest.fixture
 async def client(app) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client on the ASGI app, on an empty database."""
-    await truncate_all(app.state.core.store.engine)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://testserver/fhir",
-        headers={"content-type": "application/fhir+json"},
-        timeout=120,
-    ) as c:
+    async with client_for(app) as c:
         yield c
 
 

@@ -24,6 +24,7 @@ from gateway.fhir.request import FhirRequest, FhirResponse
 from gateway.fhir.router import Route, Router
 from gateway.fhir.search_request import SearchRequest, parse_search
 from gateway.fhir.validation_pool import ValidationPool
+from gateway.fhir.write_check import WriteCheck
 from gateway.settings import Settings
 from gateway.store import clock
 from gateway.store.model import Stored
@@ -68,7 +69,9 @@ class FhirCore:
         self.resource_types = served_types()
         self.started_at = clock.now_us()
         self.search_sql = SearchSql(self._normaliser())
-        self.validation = ValidationPool(self.settings.validation_workers)
+        s = self.settings
+        self.write_check = WriteCheck(s.profile_validation, s.strict_profiles, s.profiles_dir)
+        self.validation = ValidationPool(self.write_check, s.validation_workers)
 
     def _normaliser(self):  # type: ignore[no-untyped-def]
         from gateway.search.values import normalize_string

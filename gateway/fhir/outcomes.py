@@ -40,8 +40,12 @@ class Issue:
     gw_code: str = "GW-0000"
     severity: str = "error"
     expression: tuple[str, ...] = ()
+    # An issue already rendered elsewhere (the profile validator's bilingual issues).
+    rendered: dict[str, Any] | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
+        if self.rendered is not None:
+            return self.rendered
         out: dict[str, Any] = {
             "severity": self.severity,
             "code": self.code,

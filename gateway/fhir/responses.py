@@ -7,8 +7,9 @@ from typing import Any
 
 from gateway.fhir import outcomes
 from gateway.fhir.outcomes import Issue, outcome_json
-from gateway.fhir.parse import parse_json, validate_resource
+from gateway.fhir.parse import parse_json
 from gateway.fhir.request import FhirRequest, FhirResponse
+from gateway.fhir.write_check import WriteCheck
 from gateway.store.model import Stored
 
 REASONS = {
@@ -79,10 +80,12 @@ def info_outcome(text: str, status: int = 200, gw: str = "GW-0002") -> FhirRespo
     )
 
 
-def resource_body(req: FhirRequest, expected_type: str | None) -> dict[str, Any]:
-    """The request's resource: parsed (unless a bundle already did) and structurally valid."""
+def resource_body(req: FhirRequest, expected_type: str | None, check: WriteCheck) -> dict[str, Any]:
+    """The request's resource: parsed (unless a bundle already did), structurally valid and
+    valid against the profiles that apply."""
     doc = req.json_body if req.json_body is not None else parse_json(req.body)
-    return validate_resource(doc, expected_type, req.where)
+    check.check(doc, expected_type, req.where)
+    return doc
 
 
 def parse_etag(value: str | None) -> int | None:

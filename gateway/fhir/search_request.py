@@ -1,7 +1,10 @@
 """Query string → typed SearchRequest, checked against the SearchParameter registry.
 
 Unknown parameters and malformed values are 400s (or, with Prefer: handling=lenient, ignored
-and reported). Result parameters (_count, _sort, …) are separated from filters.
+and reported). Result parameters (_count, _sort, _include, …) are separated from filters.
+Chains (``subject:Patient.name=张``, several levels) and reverse chains
+(``_has:Observation:patient:code=…``) become nested clauses, resolved per target type here so
+the SQL builder never consults the registry.
 """
 
 from __future__ import annotations
@@ -26,31 +29,59 @@ RESULT_PARAMS = {
     "_contained",
     "_containedType",
     "_cursor",
+    "_type",
 }
 # Parameters the store answers from its own columns rather than index tables.
 SPECIAL = {"_id": "token", "_lastUpdated": "date"}
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
+SORTABLE = {"string", "token", "date", "number", "quantity", "uri", "reference"}
+MAX_CHAIN = 4
 
 
 @dataclass(slots=True)
 class Clause:
-    name: str  # parameter code
-    type: str  # token | string | date | number | quantity | reference | uri | special
+    name: str  # parameter code (or "_has")
+    type: str  # token | string | date | number | quantity | reference | uri | has
     modifier: str | None
     values: list[str]  # OR-ed
-    param: Any = None  # registry SearchParameter (None for _id/_lastUpdated)
+    param: Any = None  # registry SearchParameter (None for _id/_lastUpdated/_has)
+    # Chained: target type → the clause to apply to resources of that type.
+    chain: dict[str, Clause] | None = None
+    # Reverse chain: (source type, reference parameter, clause on the source type).
+    has: tuple[str, str, Clause] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Include:
+    source: str  # resource type whose references are followed ("*": any)
+    param: str | None  # reference parameter code; None for "*"
+    target: str | None  # restrict to this target type
+    iterate: bool = False
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    code: str
+    descending: bool
+    type: str  # special | string | token | …
 
 
 @dataclass(slots=True)
 class SearchRequest:
-    res_type: str
+    res_type: str | None  # None: system-level search over `types`
     clauses: list[Clause] = field(default_factory=list)
     count: int = 20
     offset: int = 0
-    sort: list[tuple[str, bool]] = field(default_factory=list)  # (code, descending)
-    total: str = "accurate"
+    cursor: str | None = None
+    sort: list[SortKey] = field(default_factory=list)
+    total: str | None = None  # None: the server decides (accurate on the first page)
     summary: str | None = None
     elements: list[str] | None = None
+    includes: list[Include] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
+    # System search over several types: type → its clauses (clauses then stays empty).
+    type_clauses: dict[str, list[Clause]] = field(default_factory=dict)
     warnings: list[Issue] = field(default_factory=list)
 
 
@@ -73,39 +104,159 @@ def split_or(value: str) -> list[str]:
     return out
 
 
+class _Unknown(Exception):
+    def __init__(self, text: str):
+        self.text = text
+
+
+class SearchParser:
+    def __init__(self, registry: Any, res_type: str | None, types: list[str], lenient: bool):
+        self.registry = registry
+        self.res_type = res_type
+        self.types = types
+        self.lenient = lenient
+
+    def fail(self, sr: SearchRequest, raw: str, text: str, gw: str = "GW-1300") -> None:
+        issue = Issue(
+            "not-supported" if gw == "GW-1300" else "invalid",
+            text,
+            gw,
+            severity="warning" if self.lenient else "error",
+            expression=(raw,),
+        )
+        if not self.lenient:
+            raise outcomes.OperationOutcomeError([issue], 400)
+        sr.warnings.append(issue)
+
+    # --- filters ---------------------------------------------------------------------------
+    def clause(self, res_type: str, raw: str, values: list[str], depth: int = 0) -> Clause:
+        if depth > MAX_CHAIN:
+            raise _Unknown(f"Chain '{raw}' is deeper than {MAX_CHAIN} levels")
+        if raw.startswith("_has:"):
+            return self._has(res_type, raw, values, depth)
+        head, dot, tail = raw.partition(".")
+        name, _, modifier = head.partition(":")
+        if name in SPECIAL and not dot:
+            return Clause(name, SPECIAL[name], modifier or None, values)
+        sp = self.registry.get(res_type, name)
+        if sp is None or sp.type in ("composite", "special") or sp.type not in SORTABLE:
+            raise _Unknown(f"Unknown search parameter '{name}' for {res_type}")
+        if not dot:
+            return Clause(name, sp.type, modifier or None, values, sp)
+        if sp.type != "reference":
+            raise _Unknown(f"'{name}' is not a reference parameter and cannot be chained")
+        targets = [modifier] if modifier else list(sp.target)
+        chain: dict[str, Clause] = {}
+        errors = []
+        for t in targets:
+            try:
+                chain[t] = self.clause(t, tail, values, depth + 1)
+            except _Unknown as exc:
+                errors.append(exc.text)
+        if not chain:
+            raise _Unknown(errors[0] if errors else f"'{name}' has no target types to chain to")
+        return Clause(name, "reference", None, values, sp, chain=chain)
+
+    def _has(self, res_type: str, raw: str, values: list[str], depth: int) -> Clause:
+        parts = raw.split(":", 3)
+        if len(parts) < 4 or not parts[1] or not parts[2] or not parts[3]:
+            raise _Unknown(f"Malformed '{raw}': expected _has:Type:reference:parameter")
+        _, src, ref, rest = parts
+        if src not in self.registry.resource_types():
+            raise _Unknown(f"Unknown resource type '{src}' in '{raw}'")
+        sp = self.registry.get(src, ref)
+        if sp is None or sp.type != "reference":
+            raise _Unknown(f"'{ref}' is not a reference parameter of {src}")
+        if sp.target and res_type not in sp.target:
+            raise _Unknown(f"{src}.{ref} does not refer to {res_type}")
+        inner = self.clause(src, rest, values, depth + 1)
+        return Clause("_has", "has", None, values, sp, has=(src, ref, inner))
+
+    def add_filter(self, sr: SearchRequest, raw: str, value: str) -> None:
+        values = split_or(value)
+        try:
+            if self.res_type:
+                sr.clauses.append(self.clause(self.res_type, raw, values))
+            elif self.types:  # system search over several types: the parameter on each
+                for t in self.types:
+                    sr.type_clauses.setdefault(t, []).append(self.clause(t, raw, values))
+            else:  # system search without _type: only Resource parameters
+                sr.clauses.append(self._system_clause(raw, values))
+        except _Unknown as exc:
+            self.fail(sr, raw, exc.text)
+
+    def _system_clause(self, raw: str, values: list[str]) -> Clause:
+        name, _, modifier = raw.partition(":")
+        if name in SPECIAL:
+            return Clause(name, SPECIAL[name], modifier or None, values)
+        sp = self.registry.get("Resource", name) or self.registry.get("DomainResource", name)
+        if sp is None or sp.type not in SORTABLE:
+            raise _Unknown(f"Unknown search parameter '{name}' for a search across all types")
+        return Clause(name, sp.type, modifier or None, values, sp)
+
+    # --- result parameters --------------------------------------------------------------
+    def include(self, sr: SearchRequest, raw: str, value: str) -> None:
+        name, _, modifier = raw.partition(":")
+        if modifier not in ("", "iterate", "recurse"):
+            return self.fail(sr, raw, f"Unknown modifier '{modifier}' on {name}", "GW-1306")
+        reverse = name == "_revinclude"
+        if value == "*":
+            sr.includes.append(Include("*", None, None, bool(modifier), reverse))
+            return None
+        parts = value.split(":")
+        if len(parts) not in (2, 3):
+            return self.fail(sr, raw, f"Invalid {name} '{value}'", "GW-1306")
+        src, code = parts[0], parts[1]
+        target = parts[2] if len(parts) == 3 else None
+        if code != "*":
+            sp = self.registry.get(src, code)
+            if sp is None or sp.type != "reference":
+                return self.fail(sr, raw, f"{src}:{code} is not a reference parameter", "GW-1306")
+        inc = Include(src, None if code == "*" else code, target, bool(modifier), reverse)
+        sr.includes.append(inc)
+        return None
+
+    def sort(self, sr: SearchRequest, value: str) -> None:
+        for key in value.split(","):
+            key = key.strip()
+            if not key:
+                continue
+            code, desc = key.lstrip("-"), key.startswith("-")
+            if code in ("_id", "_lastUpdated"):
+                sr.sort.append(SortKey(code, desc, "special"))
+                continue
+            sp = self.registry.get(self.res_type, code) if self.res_type else None
+            if sp is None or sp.type not in SORTABLE:
+                raise outcomes.bad_request(
+                    f"Cannot sort by '{code}'" + (f" on {self.res_type}" if self.res_type else ""),
+                    "_sort",
+                    "GW-1305",
+                )
+            sr.sort.append(SortKey(code, desc, sp.type))
+
+
 def parse_search(
     registry: Any,
-    res_type: str,
+    res_type: str | None,
     query: list[tuple[str, str]],
     *,
     lenient: bool = False,
     default_count: int = 20,
     max_count: int = 1000,
+    types: list[str] | None = None,
 ) -> SearchRequest:
-    sr = SearchRequest(res_type, count=default_count)
-    params = registry.for_type(res_type)
+    sr = SearchRequest(res_type, count=default_count, types=list(types or []))
+    parser = SearchParser(registry, res_type, sr.types, lenient)
     for raw_name, value in query:
-        name, _, modifier = raw_name.partition(":")
-        if name in RESULT_PARAMS:
+        name = raw_name.partition(":")[0]
+        if name in ("_include", "_revinclude"):
+            parser.include(sr, raw_name, value)
+        elif name == "_sort":
+            parser.sort(sr, value)
+        elif name in RESULT_PARAMS:
             _result_param(sr, name, value, max_count)
-            continue
-        if name in SPECIAL:
-            sr.clauses.append(Clause(name, SPECIAL[name], modifier or None, split_or(value)))
-            continue
-        sp = params.get(name)
-        if sp is None or "." in name:
-            issue = Issue(
-                "not-supported",
-                f"Unknown search parameter '{raw_name}' for {res_type}",
-                "GW-1300",
-                severity="warning" if lenient else "error",
-                expression=(raw_name,),
-            )
-            if lenient:
-                sr.warnings.append(issue)
-                continue
-            raise outcomes.OperationOutcomeError([issue], 400)
-        sr.clauses.append(Clause(name, sp.type, modifier or None, split_or(value), sp))
+        else:
+            parser.add_filter(sr, raw_name, value)
     return sr
 
 
@@ -117,11 +268,6 @@ def _result_param(sr: SearchRequest, name: str, value: str, max_count: int) -> N
             sr.count = min(int(value), max_count)
         else:
             sr.offset = int(value)
-    elif name == "_sort":
-        for key in value.split(","):
-            key = key.strip()
-            if key:
-                sr.sort.append((key.lstrip("-"), key.startswith("-")))
     elif name == "_total":
         if value not in ("none", "estimate", "accurate"):
             raise outcomes.bad_request(f"Invalid _total '{value}'", "_total", "GW-1302")
@@ -129,6 +275,8 @@ def _result_param(sr: SearchRequest, name: str, value: str, max_count: int) -> N
     elif name == "_summary":
         if value not in ("true", "false", "count", "data", "text"):
             raise outcomes.bad_request(f"Invalid _summary '{value}'", "_summary", "GW-1303")
-        sr.summary = value
+        sr.summary = None if value == "false" else value
     elif name == "_elements":
         sr.elements = [e.strip() for e in value.split(",") if e.strip()]
+    elif name == "_cursor":
+        sr.cursor = value

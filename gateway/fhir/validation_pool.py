@@ -1,9 +1,10 @@
-"""Structural validation of many resources at once, spread over worker processes.
+"""Validation of many resources at once, spread over worker processes.
 
-pydantic validation of the R4B models (~1,700 resources/s per core) is the largest cost of
-ingesting a transaction Bundle. Large batches are split across a process pool so one client's
-bundle uses every core; the caller overlaps its own work (ids, references) with the wait.
-Small batches validate inline: a round trip to a worker would cost more than it saves.
+pydantic validation of the R4B models (~1,700 resources/s per core) plus profile validation is
+the largest cost of ingesting a transaction Bundle. Large batches are split across a process
+pool so one client's bundle uses every core; the caller overlaps its own work (ids,
+references) with the wait. Small batches validate inline: a round trip to a worker would cost
+more than it saves. Each worker builds its own WriteCheck once, from the parent's settings.
 """
 
 from __future__ import annotations
@@ -13,53 +14,51 @@ import multiprocessing
 import os
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from gateway.fhir.outcomes import Issue, OperationOutcomeError
-from gateway.fhir.parse import validate_resource
+from gateway.fhir.write_check import WriteCheck
 
 Item = tuple[dict[str, Any], str | None, str]  # (resource, expected type, FHIRPath prefix)
-_IssueTuple = tuple[str, str, str, str, tuple[str, ...], int]
+_Found = list[tuple[Issue, int]]  # (issue, HTTP status of the error that carried it)
+
+_worker_check: WriteCheck | None = None  # one per worker process, built by _init_worker
 
 
-def _validate_items(
-    items: Sequence[tuple[bytes | dict[str, Any], str | None, str]],
-) -> list[_IssueTuple]:
-    out: list[_IssueTuple] = []
+def _init_worker(mode: str, strict: bool, profiles_dir: Path | None) -> None:
+    global _worker_check
+    _worker_check = WriteCheck(mode, strict, profiles_dir)
+
+
+def _check_items(check: WriteCheck, items: Sequence[tuple[Any, str | None, str]]) -> _Found:
+    out: _Found = []
     for doc, expected, where in items:
         resource = orjson.loads(doc) if isinstance(doc, bytes) else doc
         try:
-            validate_resource(resource, expected, where)
+            check.check(resource, expected, where)
         except OperationOutcomeError as err:
-            out.extend(
-                (i.code, i.diagnostics, i.gw_code, i.severity, i.expression, err.status)
-                for i in err.issues
-            )
+            out.extend((issue, err.status) for issue in err.issues)
     return out
 
 
-def _warm_up() -> None:
-    # Build the pydantic validators of the common types once per worker.
-    from gateway.fhir.parse import model_class, served_types
-
-    for rtype in served_types():
-        model_class(rtype)
+def _check_in_worker(items: Sequence[tuple[bytes, str | None, str]]) -> _Found:
+    assert _worker_check is not None, "worker not initialised"
+    return _check_items(_worker_check, items)
 
 
-def _raise(issues: list[_IssueTuple]) -> None:
-    if issues:
-        status = max(t[5] for t in issues)
-        raise OperationOutcomeError(
-            [Issue(code, text, gw, sev, expr) for code, text, gw, sev, expr, _ in issues], status
-        )
+def _raise(found: _Found) -> None:
+    if found:
+        raise OperationOutcomeError([i for i, _ in found], max(s for _, s in found))
 
 
 class ValidationPool:
-    def __init__(self, workers: int | None = None, min_batch: int = 64):
-        cpus = os.cpu_count() or 1
-        self.workers = cpus if workers is None else workers
+    def __init__(self, check: WriteCheck, workers: int | None = None, min_batch: int = 64):
+        self.check = check
+        self.workers = (os.cpu_count() or 1) if workers is None else workers
         self.min_batch = min_batch
         self._pool: ProcessPoolExecutor | None = None
 
@@ -67,30 +66,37 @@ class ValidationPool:
         if self._pool is None:
             # forkserver: never fork a process that holds an event loop and DB connections.
             ctx = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_warm_up)
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=ctx, initializer=_init_worker, initargs=self.check.config
+            )
         return self._pool
 
     def start(self, items: Sequence[Item]) -> Coroutine[Any, Any, None]:
         """Snapshot and submit the items now; await the result to get one OperationOutcomeError
         carrying every issue of every item. The items may be changed once this returns."""
         if self.workers < 2 or len(items) < self.min_batch:
-            issues = _validate_items(items)
+            found = _check_items(self.check, items)
 
             async def inline() -> None:
-                _raise(issues)
+                _raise(found)
 
             return inline()
         payload = [(orjson.dumps(doc), expected, where) for doc, expected, where in items]
         size = -(-len(payload) // self.workers)
         loop = asyncio.get_running_loop()
         futures = [
-            loop.run_in_executor(self._executor(), _validate_items, payload[i : i + size])
+            loop.run_in_executor(self._executor(), _check_in_worker, payload[i : i + size])
             for i in range(0, len(payload), size)
         ]
 
         async def pooled() -> None:
-            parts = await asyncio.gather(*futures)
-            _raise([issue for part in parts for issue in part])
+            try:
+                parts = await asyncio.gather(*futures)
+            except BrokenProcessPool:
+                # A worker died (OOM killer, …): start a fresh pool next time, check inline now.
+                self.close()
+                parts = [_check_items(self.check, payload)]
+            _raise([f for part in parts for f in part])
 
         return pooled()
 

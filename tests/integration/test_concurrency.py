@@ -8,7 +8,7 @@ from tests.api.test_crud import PATIENT
 
 
 async def test_parallel_conditional_creates_yield_one_resource(client):
-    cond = "identifier=urn:oid:2.16.156.10011.1.3|440104199001011234"
+    cond = "identifier=urn:oid:2.16.156.10011.1.3|440104199001011232"
     results = await asyncio.gather(
         *(client.post("/Patient", json=PATIENT, headers={"If-None-Exist": cond}) for _ in range(20))
     )
@@ -32,7 +32,7 @@ async def test_parallel_transactions_with_conditional_create_yield_one_resource(
                 "request": {
                     "method": "POST",
                     "url": "Patient",
-                    "ifNoneExist": "identifier=urn:oid:2.16.156.10011.1.3|440104199001011234",
+                    "ifNoneExist": "identifier=urn:oid:2.16.156.10011.1.3|440104199001011232",
                 },
             }
         ],

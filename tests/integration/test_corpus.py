@@ -13,7 +13,25 @@ from sqlalchemy import select
 
 from gateway.fhir.parse import is_resource_type
 from gateway.store.tables import resources
-from tests.conftest import need_corpus
+from tests.conftest import client_for, need_corpus, running_app
+
+
+@pytest.fixture(scope="module")
+async def foreign_app(database_url):
+    """Data written elsewhere does not follow our CN profiles: only claimed profiles apply."""
+    async with running_app(database_url, profile_validation="claimed") as application:
+        yield application
+
+
+@pytest.fixture
+async def client(foreign_app):
+    async with client_for(foreign_app) as c:
+        yield c
+
+
+@pytest.fixture
+def core(foreign_app):
+    return foreign_app.state.core
 
 # Official R4 examples the gateway cannot take, each with the reason. The test fails if this
 # list is wrong in either direction (a listed example now passes, or another one fails).

@@ -11,7 +11,7 @@ from gateway.store.model import Write
 
 async def create(call: Call) -> FhirResponse:
     assert call.res_type
-    resource = resource_body(call.req, call.res_type)
+    resource = resource_body(call.req, call.res_type, call.core.write_check)
     condition = call.req.header("if-none-exist")
     async with call.repo.transaction() as tx:
         if condition:

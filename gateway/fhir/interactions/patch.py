@@ -8,7 +8,7 @@ import jsonpatch
 import orjson
 
 from gateway.fhir import outcomes
-from gateway.fhir.parse import parse_json, validate_resource
+from gateway.fhir.parse import parse_json
 from gateway.fhir.request import FhirResponse
 from gateway.fhir.responses import parse_etag, write_response
 from gateway.fhir.router import Call
@@ -25,7 +25,7 @@ def _operations(call: Call) -> list[dict[str, Any]]:
     return doc
 
 
-def _apply_patch(stored: Stored, ops: list[dict[str, Any]]) -> dict[str, Any]:
+def _apply_patch(call: Call, stored: Stored, ops: list[dict[str, Any]]) -> dict[str, Any]:
     current = orjson.loads(stored.content)
     try:
         patched = jsonpatch.apply_patch(current, ops)
@@ -37,7 +37,8 @@ def _apply_patch(stored: Stored, ops: list[dict[str, Any]]) -> dict[str, Any]:
         raise outcomes.error(
             422, "processing", "GW-1023", "JSON Patch must not change resourceType or id"
         )
-    return validate_resource(patched, stored.res_type)
+    call.core.write_check.check(patched, stored.res_type)
+    return patched
 
 
 async def _patch(call: Call, tx, stored: Stored | None, what: str) -> FhirResponse:  # type: ignore[no-untyped-def]
@@ -50,7 +51,7 @@ async def _patch(call: Call, tx, stored: Stored | None, what: str) -> FhirRespon
         raise outcomes.precondition_failed(
             f"If-Match version {expected} does not match the current version {stored.version}"
         )
-    patched = _apply_patch(stored, _operations(call))
+    patched = _apply_patch(call, stored, _operations(call))
     # Pin the version we patched: a concurrent write in between is a conflict, not a lost update.
     [new] = await tx.apply(
         [Write(stored.res_type, stored.res_id, patched, "PATCH", expected_version=stored.version)]

@@ -24,7 +24,7 @@ def _check_body_id(resource: dict[str, Any], res_id: str, where: str) -> None:
 
 async def update(call: Call) -> FhirResponse:
     assert call.res_type and call.res_id
-    resource = resource_body(call.req, call.res_type)
+    resource = resource_body(call.req, call.res_type, call.core.write_check)
     _check_body_id(resource, call.res_id, call.req.where)
     expected = parse_etag(call.req.header("if-match"))
     [stored] = await call.repo.apply(
@@ -39,7 +39,7 @@ async def conditional_update(call: Call) -> FhirResponse:
     query = call.req.query_string()
     if not query:
         raise outcomes.bad_request("Conditional update needs search parameters", gw="GW-1019")
-    resource = resource_body(call.req, call.res_type)
+    resource = resource_body(call.req, call.res_type, call.core.write_check)
     async with call.repo.transaction() as tx:
         matches = await call.core.conditional_match(tx, call.res_type, query, lock=True)
         if len(matches) > 1:
