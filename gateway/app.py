@@ -10,8 +10,11 @@ from starlette.responses import JSONResponse
 
 from gateway.events.bus import EventBus, InProcessBus, RedisStreamBus
 from gateway.events.relay import OutboxRelay
+from gateway.fhir.conformance import install_conformance
 from gateway.fhir.core import FhirCore
 from gateway.fhir.operations import Operation
+from gateway.fhir.operations.terminology import EXPAND, LOOKUP, VALIDATE_CODE
+from gateway.fhir.operations.validate import VALIDATE
 from gateway.http.adapter import fhir_endpoint
 from gateway.search.extract import IndexExtractor
 from gateway.search.registry import SearchParamRegistry
@@ -35,7 +38,7 @@ def make_bus(settings: Settings) -> EventBus:
 
 
 def operations() -> dict[str, Operation]:
-    return {}
+    return {op.name: op for op in (VALIDATE, EXPAND, LOOKUP, VALIDATE_CODE)}
 
 
 async def build_core(settings: Settings) -> tuple[FhirCore, OutboxRelay]:
@@ -52,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         core, relay = await build_core(settings)
+        registry = core.write_check.validator.registry
+        await install_conformance(core.store, list(registry.local_resources()))
         app.state.settings = settings
         app.state.core = core
         app.state.relay = relay

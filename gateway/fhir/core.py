@@ -23,6 +23,8 @@ from gateway.fhir.parse import served_types
 from gateway.fhir.request import FhirRequest, FhirResponse
 from gateway.fhir.router import Route, Router
 from gateway.fhir.search_request import SearchRequest, parse_search
+from gateway.search.execute import SearchPage, run_search
+from gateway.search.paging import order_by, sort_keys
 from gateway.fhir.validation_pool import ValidationPool
 from gateway.fhir.write_check import WriteCheck
 from gateway.settings import Settings
@@ -31,7 +33,6 @@ from gateway.store.model import Stored
 from gateway.store.repository import Repository
 from gateway.store.search_sql import SearchSql
 from gateway.store.store import Store
-from gateway.store.tables import resources
 
 ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "metadata"): Route("capabilities", capabilities.capabilities),
@@ -84,7 +85,11 @@ class FhirCore:
 
     # --- search, shared by the search interaction and conditional operations -------------
     def parse_search(
-        self, res_type: str, query: list[tuple[str, str]], lenient: bool = False
+        self,
+        res_type: str | None,
+        query: list[tuple[str, str]],
+        lenient: bool = False,
+        types: list[str] | None = None,
     ) -> SearchRequest:
         s = self.settings
         return parse_search(
@@ -94,36 +99,16 @@ class FhirCore:
             lenient=lenient,
             default_count=s.default_page_size,
             max_count=s.max_page_size,
+            types=types,
         )
 
-    async def search(self, repo: Repository, sr: SearchRequest) -> tuple[list[Stored], int | None]:
-        """One page (plus one row, to tell whether there is a next page) and the total."""
-        where = self.search_sql.where(sr)
-        order = self._order(sr)
-        rows = (
-            []
-            if sr.summary == "count"
-            else await repo.search_rows(where, order, sr.count + 1, sr.offset)
-        )
-        total = None
-        if sr.total == "accurate" or sr.summary == "count":
-            total = await repo.search_count(where)
-        return rows, total
+    async def search(self, repo: Repository, sr: SearchRequest) -> SearchPage:
+        """One page of matches (keyset-paged), the total, and what _include/_revinclude add."""
+        return await run_search(repo, self.search_sql, sr)
 
     @staticmethod
     def _order(sr: SearchRequest) -> list[Any]:
-        from gateway.fhir import outcomes
-
-        order: list[Any] = []
-        for key, desc in sr.sort:
-            col = {"_id": resources.c.res_id, "_lastUpdated": resources.c.last_updated}.get(key)
-            if col is None:
-                raise outcomes.bad_request(
-                    f"Sorting by '{key}' is not supported yet", "_sort", "GW-1305"
-                )
-            order.append(col.desc() if desc else col.asc())
-        # A total order, so paging is deterministic.
-        return [*order, resources.c.last_updated.asc(), resources.c.res_id.asc()]
+        return order_by(sort_keys(sr))
 
     async def conditional_match(
         self, repo: Repository, res_type: str, query: str, *, lock: bool = False

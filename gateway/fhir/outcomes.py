@@ -158,3 +158,19 @@ def invalid_content(issues: list[Issue], status: int = 400):
 
 def internal_error(text: str = "Internal server error"):
     return error(500, "exception", "GW-1999", text)
+
+
+def from_rendered(outcome: dict[str, Any], status: int) -> OperationOutcomeError:
+    """An error whose OperationOutcome was rendered by another module (validation)."""
+    issues = [
+        Issue(
+            i.get("code", "processing"),
+            i.get("diagnostics", ""),
+            ((i.get("details") or {}).get("coding") or [{}])[0].get("code", "GW-0000"),
+            i.get("severity", "error"),
+            tuple(i.get("expression") or ()),
+            rendered=i,
+        )
+        for i in outcome.get("issue", [])
+    ]
+    return OperationOutcomeError(issues, status)

@@ -27,23 +27,21 @@ class WriteCheck:
             raise ValueError(f"profile validation mode must be one of {MODES}, not {mode!r}")
         self.mode = mode
         self.strict = strict
-        self.validator: Any = None
-        if mode != "off":
-            from gateway.validation import DEFAULT_PROFILES, ProfileRegistry, Validator
+        from gateway.validation import DEFAULT_PROFILES, ProfileRegistry, Validator
 
-            registry = ProfileRegistry.load(profiles_dir)
-            defaults = DEFAULT_PROFILES if mode == "default" else ()
-            self.validator = Validator(registry, default_profiles=defaults, strict=strict)
+        # Built whatever the mode: $validate and the terminology operations use it too.
+        registry = ProfileRegistry.load(profiles_dir)
+        defaults = DEFAULT_PROFILES if mode != "claimed" else ()
+        self.validator = Validator(registry, default_profiles=defaults, strict=strict)
 
     @property
     def config(self) -> tuple[str, bool, Path | None]:
         """What a worker process needs to build the same check."""
-        registry = getattr(self.validator, "registry", None)
-        return self.mode, self.strict, getattr(registry, "profiles_dir", None)
+        return self.mode, self.strict, self.validator.registry.profiles_dir
 
     def _applies(self, resource: dict[str, Any]) -> bool:
         v = self.validator
-        if v is None:
+        if self.mode == "off":
             return False
         if v.profiles_for(resource):
             return True

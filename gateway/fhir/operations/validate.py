@@ -1,0 +1,63 @@
+"""$validate: [type]/$validate and [type]/[id]/$validate (R4 resource-operation-validate).
+
+The answer is always an OperationOutcome with every issue (HTTP 200, even for errors), from the
+profile validator: core definitions, claimed profiles, and our CN domain profiles.
+"""
+
+from __future__ import annotations
+
+from gateway.fhir import outcomes
+from gateway.fhir.operations import Operation
+from gateway.fhir.parse import parse_json
+from gateway.fhir.request import FhirResponse
+from gateway.fhir.router import Call
+
+
+async def validate(call: Call) -> FhirResponse:
+    from gateway.validation import run_validate
+
+    req = call.req
+    body = None
+    if req.method == "POST":
+        body = req.json_body if req.json_body is not None else parse_json(req.body)
+    if call.res_id and not _has_resource(body):
+        stored = await call.repo.read(call.res_type or "", call.res_id)
+        if stored is None or stored.deleted:
+            raise outcomes.not_found(call.res_type or "", call.res_id)
+        import orjson
+
+        resource = orjson.loads(stored.content)
+        body = _with_resource(body, resource) if body else resource
+    if body is None:
+        raise outcomes.bad_request("$validate needs a resource (POST a Parameters or the resource)")
+    outcome = run_validate(
+        call.core.write_check.validator,
+        body,
+        call.res_type,
+        req.param("profile"),
+        req.param("mode"),
+    )
+    return FhirResponse(200, outcome)
+
+
+def _has_resource(body: object) -> bool:
+    if not isinstance(body, dict):
+        return False
+    if body.get("resourceType") != "Parameters":
+        return True
+    return any(
+        p.get("name") == "resource" for p in body.get("parameter") or [] if isinstance(p, dict)
+    )
+
+
+def _with_resource(parameters: dict, resource: dict) -> dict:
+    params = list(parameters.get("parameter") or [])
+    return {**parameters, "parameter": [*params, {"name": "resource", "resource": resource}]}
+
+
+VALIDATE = Operation(
+    "validate",
+    validate,
+    frozenset({"type", "instance"}),
+    definition="http://hl7.org/fhir/OperationDefinition/Resource-validate",
+)

@@ -1,0 +1,146 @@
+"""Profiles enforced over the REST API: write-time validation, $validate, terminology
+operations and our conformance resources served by the store."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from gateway.settings import PROJECT_ROOT
+
+EXAMPLES = PROJECT_ROOT / "profiles" / "examples"
+CN = "https://fhir.jtys.cn"
+
+
+def example(name: str) -> dict:
+    return json.loads((EXAMPLES / name).read_text("utf-8"))
+
+
+@pytest.fixture
+def wang():
+    res = example("Patient-cn-wang-xiuying.json")
+    res.pop("id")
+    return res
+
+
+async def test_valid_cn_patient_is_stored(client, wang):
+    r = await client.post("/Patient", json=wang)
+    assert r.status_code == 201, r.text
+    assert r.json()["name"][0]["text"] == "王秀英"
+
+
+async def test_wrong_id_card_check_digit_is_422_with_location(client, wang):
+    bad = copy.deepcopy(wang)
+    bad["identifier"][0]["value"] = "410102195603120422"  # last character should be 1
+    r = await client.post("/Patient", json=bad)
+    assert r.status_code == 422
+    issues = r.json()["issue"]
+    errors = [i for i in issues if i["severity"] == "error"]
+    assert errors and all(i["expression"] for i in errors)
+    assert any("Patient.identifier" in e for i in errors for e in i["expression"])
+    # Bilingual text, a stable code.
+    assert any("身份证" in i["details"]["text"] for i in errors)
+    assert all(i["details"]["coding"][0]["code"].startswith("VAL-") for i in errors)
+    assert (await client.get("/Patient", params={"_summary": "count"})).json()["total"] == 0
+
+
+async def test_missing_name_text_is_rejected_by_default(client, wang):
+    bad = copy.deepcopy(wang)
+    del bad["name"][0]["text"]
+    r = await client.post("/Patient", json=bad)
+    assert r.status_code == 422
+    exprs = [e for i in r.json()["issue"] for e in i.get("expression", [])]
+    assert any(e.startswith("Patient.name") for e in exprs), exprs
+
+
+async def test_unknown_claimed_profile_is_not_a_rejection(client, wang):
+    res = copy.deepcopy(wang)
+    res["meta"] = {
+        "profile": [
+            f"{CN}/StructureDefinition/cn-patient",
+            "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient",
+        ]
+    }
+    assert (await client.post("/Patient", json=res)).status_code == 201
+
+
+async def test_transaction_entry_errors_are_located_in_the_bundle(client, wang):
+    bad = copy.deepcopy(wang)
+    bad["identifier"][0]["value"] = "410102195603120422"
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": wang, "request": {"method": "POST", "url": "Patient"}},
+            {"resource": bad, "request": {"method": "POST", "url": "Patient"}},
+        ],
+    }
+    r = await client.post("", json=bundle)
+    assert r.status_code == 422
+    exprs = [e for i in r.json()["issue"] for e in i.get("expression", [])]
+    assert any(e.startswith("Bundle.entry[1].resource.identifier") for e in exprs), exprs
+    assert (await client.get("/Patient", params={"_summary": "count"})).json()["total"] == 0
+
+
+async def test_validate_operation_reports_without_storing(client, wang):
+    bad = copy.deepcopy(wang)
+    bad["identifier"][0]["value"] = "410102195603120422"
+    params = {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": bad}]}
+    r = await client.post("/Patient/$validate", json=params)
+    assert r.status_code == 200
+    assert any(i["severity"] == "error" for i in r.json()["issue"])
+    ok = await client.post("/Patient/$validate", json=wang)
+    assert ok.status_code == 200
+    assert not [i for i in ok.json()["issue"] if i["severity"] in ("error", "fatal")]
+    assert (await client.get("/Patient", params={"_summary": "count"})).json()["total"] == 0
+
+
+async def test_validate_stored_instance(client, wang):
+    pid = (await client.post("/Patient", json=wang)).json()["id"]
+    r = await client.get(f"/Patient/{pid}/$validate")
+    assert r.status_code == 200 and r.json()["resourceType"] == "OperationOutcome"
+    assert (await client.get("/Patient/nope/$validate")).status_code == 404
+
+
+async def test_conformance_resources_are_served(client, app):
+    # The client fixture emptied the database: install again, as a restart would.
+    from gateway.fhir.conformance import install_conformance
+
+    registry = app.state.core.write_check.validator.registry
+    assert await install_conformance(app.state.core.store, list(registry.local_resources())) > 0
+    assert await install_conformance(app.state.core.store, list(registry.local_resources())) == 0
+    url = f"{CN}/StructureDefinition/cn-patient"
+    r = await client.get("/StructureDefinition", params={"url": url, "_total": "accurate"})
+    assert r.json()["total"] == 1
+    sd = r.json()["entry"][0]["resource"]
+    assert sd["url"] == url and sd["snapshot"]["element"]
+
+
+async def test_expand_lookup_validate_code(client):
+    vs = f"{CN}/ValueSet/gb-t-2261-1"
+    r = await client.get("/ValueSet/$expand", params={"url": vs})
+    assert r.status_code == 200, r.text
+    codes = {c["code"] for c in r.json()["expansion"]["contains"]}
+    assert {"1", "2"} <= codes
+    cs = f"{CN}/CodeSystem/gb-t-2261-1"
+    r = await client.get("/CodeSystem/$lookup", params={"system": cs, "code": "2"})
+    assert r.status_code == 200
+    display = [p for p in r.json()["parameter"] if p["name"] == "display"][0]["valueString"]
+    assert "女" in display
+    r = await client.get("/ValueSet/$validate-code", params={"url": vs, "system": cs, "code": "2"})
+    assert [p for p in r.json()["parameter"] if p["name"] == "result"][0]["valueBoolean"] is True
+    r = await client.get("/ValueSet/$validate-code", params={"url": vs, "system": cs, "code": "x"})
+    assert [p for p in r.json()["parameter"] if p["name"] == "result"][0]["valueBoolean"] is False
+    missing = await client.get("/ValueSet/$expand", params={"url": f"{CN}/ValueSet/nope"})
+    assert missing.status_code == 404
+    assert missing.json()["resourceType"] == "OperationOutcome"
+
+
+async def test_capability_statement_lists_operations(client):
+    cap = (await client.get("/metadata")).json()
+    patient = next(r for r in cap["rest"][0]["resource"] if r["type"] == "Patient")
+    assert "validate" in {o["name"] for o in patient["operation"]}
+    vs = next(r for r in cap["rest"][0]["resource"] if r["type"] == "ValueSet")
+    assert {"expand", "validate-code", "validate"} <= {o["name"] for o in vs["operation"]}
