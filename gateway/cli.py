@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from gateway.settings import Settings
+from gateway.validation.cli import register as register_validation
 
 app = typer.Typer(help="FHIR family-doctor gateway", no_args_is_help=True)
 
@@ -44,6 +45,10 @@ def serve(
         log_level=settings.log_level,
         proxy_headers=True,
     )
+
+
+# `gateway validate PATH…` and `gateway profiles pack|snapshot`.
+register_validation(app)
 
 
 if __name__ == "__main__":
