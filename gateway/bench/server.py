@@ -79,6 +79,8 @@ def gateway_process(database_url: str, workers: int) -> Iterator[Server]:
         "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_WORKERS": str(workers),
         "GATEWAY_LOG_LEVEL": "warning",
+        # Synthea data is foreign (US) data: only the profiles it claims apply, not CN Patient.
+        "GATEWAY_PROFILE_VALIDATION": "claimed",
     }
     env.pop("GATEWAY_REDIS_URL", None)
     proc = subprocess.Popen(
