@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.fhir import outcomes
+from gateway.fhir.interactions._conditional import condition, single_match
 from gateway.fhir.request import FhirRequest, FhirResponse
 from gateway.fhir.responses import info_outcome, parse_etag, prefer_return
 from gateway.fhir.router import Call
@@ -29,16 +29,10 @@ async def delete(call: Call) -> FhirResponse:
 
 async def conditional_delete(call: Call) -> FhirResponse:
     assert call.res_type
-    query = call.req.query_string()
-    if not query:
-        raise outcomes.bad_request("Conditional delete needs search parameters", gw="GW-1019")
+    query = condition(call, "delete")
     async with call.repo.transaction() as tx:
-        matches = await call.core.conditional_match(tx, call.res_type, query, lock=True)
-        if len(matches) > 1:
-            raise outcomes.multiple_matches(
-                f"Conditional delete '{query}' matches {len(matches)} resources"
-            )
-        if not matches:
+        match = await single_match(call, tx, query, "delete")
+        if match is None:
             return _deleted_response(call.req, None, f"{call.res_type}?{query}")
-        [stored] = await tx.apply([Write(call.res_type, matches[0].res_id, None, "DELETE")])
-    return _deleted_response(call.req, stored, f"{call.res_type}/{matches[0].res_id}")
+        [stored] = await tx.apply([Write(call.res_type, match.res_id, None, "DELETE")])
+    return _deleted_response(call.req, stored, match.ref)

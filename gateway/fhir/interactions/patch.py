@@ -8,6 +8,7 @@ import jsonpatch
 import orjson
 
 from gateway.fhir import outcomes
+from gateway.fhir.interactions._conditional import condition, single_match
 from gateway.fhir.parse import parse_json
 from gateway.fhir.request import FhirResponse
 from gateway.fhir.responses import parse_etag, write_response
@@ -69,12 +70,7 @@ async def patch(call: Call) -> FhirResponse:
 
 async def conditional_patch(call: Call) -> FhirResponse:
     assert call.res_type
-    query = call.req.query_string()
-    if not query:
-        raise outcomes.bad_request("Conditional patch needs search parameters", gw="GW-1019")
+    query = condition(call, "patch")
     async with call.repo.transaction() as tx:
-        matches = await call.core.conditional_match(tx, call.res_type, query, lock=True)
-        if len(matches) > 1:
-            raise outcomes.multiple_matches(f"Conditional patch '{query}' matches {len(matches)}")
-        stored = matches[0] if matches else None
+        stored = await single_match(call, tx, query, "patch")
         return await _patch(call, tx, stored, f"{call.res_type}?{query}")

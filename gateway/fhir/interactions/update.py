@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.fhir import outcomes
+from gateway.fhir.interactions._conditional import condition, single_match
 from gateway.fhir.request import FhirResponse
 from gateway.fhir.responses import new_id, parse_etag, resource_body, write_response
 from gateway.fhir.router import Call
@@ -36,18 +37,12 @@ async def update(call: Call) -> FhirResponse:
 
 async def conditional_update(call: Call) -> FhirResponse:
     assert call.res_type
-    query = call.req.query_string()
-    if not query:
-        raise outcomes.bad_request("Conditional update needs search parameters", gw="GW-1019")
+    query = condition(call, "update")
     resource = resource_body(call.req, call.res_type, call.core.write_check)
     async with call.repo.transaction() as tx:
-        matches = await call.core.conditional_match(tx, call.res_type, query, lock=True)
-        if len(matches) > 1:
-            raise outcomes.multiple_matches(
-                f"Conditional update '{query}' matches {len(matches)} resources"
-            )
-        if matches:
-            res_id = matches[0].res_id
+        match = await single_match(call, tx, query, "update")
+        if match is not None:
+            res_id = match.res_id
             if resource.get("id") not in (None, res_id):
                 raise outcomes.id_mismatch(
                     f"The resource id '{resource['id']}' differs from the matched resource "
