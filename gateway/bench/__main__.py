@@ -21,6 +21,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from gateway.bench import search as search_bench
 from gateway.bench.server import gateway_process, throwaway_postgres, throwaway_sqlite
 
 CORPORA = Path(
@@ -137,8 +138,16 @@ def main() -> None:
         default=int(os.environ.get("GATEWAY_BENCH_WORKERS", os.cpu_count() or 1)),
     )
     ap.add_argument("--only", choices=["postgres", "sqlite"], default=None)
+    ap.add_argument("--search", action="store_true", help="the search benchmark instead")
+    search_bench.add_arguments(ap)
     args = ap.parse_args()
     console = Console()
+    pg_admin = os.environ.get(
+        "GATEWAY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+    )
+    if args.search:
+        console.print(search_bench.main_search(args, CORPORA, pg_admin))
+        return
     table = Table(title=f"REST core ({os.cpu_count()} cores, {args.workers} gateway workers)")
     for col in (
         "database",
@@ -149,9 +158,6 @@ def main() -> None:
         "p95 ms",
     ):
         table.add_column(col, justify="right")
-    pg_admin = os.environ.get(
-        "GATEWAY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-    )
     if args.only in (None, "postgres"):
         with throwaway_postgres(pg_admin) as url:
             asyncio.run(run_backend("PostgreSQL", url, args, table))

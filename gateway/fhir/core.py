@@ -23,10 +23,10 @@ from gateway.fhir.parse import served_types
 from gateway.fhir.request import FhirRequest, FhirResponse
 from gateway.fhir.router import Route, Router
 from gateway.fhir.search_request import SearchRequest, parse_search
-from gateway.search.execute import SearchPage, run_search
-from gateway.search.paging import order_by, sort_keys
 from gateway.fhir.validation_pool import ValidationPool
 from gateway.fhir.write_check import WriteCheck
+from gateway.search.execute import SearchPage, run_search
+from gateway.search.paging import order_by, sort_keys
 from gateway.settings import Settings
 from gateway.store import clock
 from gateway.store.model import Stored
@@ -38,6 +38,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "metadata"): Route("capabilities", capabilities.capabilities),
     ("POST", ""): Route("transaction", bundle.bundle),
     ("GET", ""): Route("search-system", search.search_system),
+    ("POST", "_search"): Route("search-system", search.search_system),
     ("GET", "_history"): Route("history-system", history.history),
     ("GET", "T"): Route("search-type", search.search_type),
     ("POST", "T/_search"): Route("search-type", search.search_type),

@@ -9,7 +9,7 @@ Choices made here (documented for the search builder):
 - token: each Coding → (system, code, text=display); CodeableConcept.text → (None, None, text);
   Identifier → (system, value, text=type.text); ContactPoint → (None, value); code/string/uri/id
   → (None, value); boolean → (None, 'true'|'false'). ``text`` is normalised like strings.
-  Identifier.type (for :of-type) is not indexed.
+  Identifier.type is indexed for :of-type as extra rows (param '<code>:of-type').
 - string: primitives; HumanName → family, given, prefix, suffix, text as separate rows;
   Address → line, city, district, state, postalCode, country, text.
 - date: date/dateTime/instant → precision range (values.date_range, naive times are UTC);
@@ -107,6 +107,14 @@ def _token_coding(code: str, c: Any, out: set[TokenRow]) -> None:
         out.add(TokenRow(code, system, value, display))
 
 
+def _of_type_rows(code: str, id_type: dict, value: str, out: set[TokenRow]) -> None:
+    """Identifier.type codings for ``:of-type``: param ``{code}:of-type``, the type's system,
+    and ``type-code|value`` as the code (one row per type coding)."""
+    for c in _list(id_type.get("coding")):
+        if type(c) is dict and _str(c.get("code")):
+            out.add(TokenRow(f"{code}:of-type", _str(c.get("system")), f"{c['code']}|{value}"))
+
+
 def _token_emitter(code: str, kind: str) -> Emit | None:
     if kind == "CodeableConcept":
         def emit(v: Any, rows: IndexRows) -> None:
@@ -131,6 +139,8 @@ def _token_emitter(code: str, kind: str) -> Emit | None:
                 t = v.get("type")
                 text = _norm(t.get("text")) if type(t) is dict else None
                 rows.token.add(TokenRow(code, system, value, text))
+                if type(t) is dict and value:
+                    _of_type_rows(code, t, value, rows.token)
         return emit
     if kind == "ContactPoint":
         def emit(v: Any, rows: IndexRows) -> None:

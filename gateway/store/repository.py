@@ -207,6 +207,38 @@ class Repository:
         async with self._reading() as conn:
             return int((await conn.execute(q)).scalar_one())
 
+    async def search_page(
+        self, where: list[Any], keys: list[Any], order_by: list[Any], limit: int, offset: int = 0
+    ) -> list[tuple[Stored, list[Any]]]:
+        """One page of current resources, each with the values of its sort keys (cursors)."""
+        cols = [resources, *(k.label(f"k{i}") for i, k in enumerate(keys))]
+        q = select(*cols).where(and_(*where)).order_by(*order_by).limit(limit).offset(offset)
+        n = len(resources.c)
+        async with self._reading() as conn:
+            return [(_row_to_stored(r), list(r[n:])) for r in await conn.execute(q)]
+
+    async def search_estimate(self, where: list[Any]) -> int:
+        """The planner's row estimate on PostgreSQL (no scan); an exact count elsewhere."""
+        if self.dialect != "postgresql":
+            return await self.search_count(where)
+        q = select(resources.c.res_id).where(and_(*where))
+        sql = q.compile(self.store.engine.sync_engine, compile_kwargs={"literal_binds": True})
+        async with self._reading() as conn:
+            plan = (await conn.execute(text(f"EXPLAIN (FORMAT JSON) {sql}"))).scalar_one()
+        plan = orjson.loads(plan) if isinstance(plan, str | bytes) else plan
+        return int(plan[0]["Plan"]["Plan Rows"])
+
+    async def search_resources(self, where: list[Any], limit: int | None = None) -> list[Stored]:
+        """Current resources matching `where` (includes, $everything), in (type, id) order."""
+        q = (
+            select(resources)
+            .where(and_(*where))
+            .order_by(resources.c.res_type, resources.c.res_id)
+            .limit(limit)
+        )
+        async with self._reading() as conn:
+            return [_row_to_stored(r) for r in await conn.execute(q)]
+
     # --- writes -------------------------------------------------------------------------
     async def apply(self, writes: Sequence[Write]) -> list[Stored | None]:
         """Apply writes in order, in one transaction. Returns each write's resulting version

@@ -1,7 +1,11 @@
-"""SearchRequest → SQL over the index tables. One subquery per AND clause; OR inside it.
+"""SearchRequest → SQL conditions over the index tables. One subquery per AND clause; OR inside.
 
 Semantics follow FHIR R4 search (§3.1.1): token system|code forms, string starts-with on the
 normalised value, date ranges by prefix, reference by type/id, URL or identifier, :missing.
+Chains and reverse chains (_has) nest id subqueries, so a whole search stays one statement:
+``subject:Patient.identifier=x`` → reference rows whose target id is in the ids of Patients
+with that identifier; ``_has:Observation:patient:code=y`` → the target ids of Observations'
+``patient`` references, restricted to Observations with that code.
 """
 
 from __future__ import annotations
@@ -9,185 +13,149 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, false, literal, not_, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, exists, not_, or_, select, tuple_
 
 from gateway.fhir import outcomes
 from gateway.fhir.search_request import Clause, SearchRequest
-from gateway.fhir.search_values import date_range, number_range, split_prefix
-from gateway.store.tables import INDEX_TABLES, resources
+from gateway.search.sql_values import ValueConditions
+from gateway.store.tables import INDEX_TABLES, idx_reference, resources
 
 Normaliser = Callable[[str], str]
-
-
-def _like_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+R = resources.c
 
 
 class SearchSql:
     def __init__(self, normalise: Normaliser, base_url: str = ""):
-        self.normalise = normalise
-        self.base_url = base_url
+        self.values = ValueConditions(normalise, base_url)
 
     def where(self, sr: SearchRequest) -> list[ColumnElement[bool]]:
-        conds: list[ColumnElement[bool]] = [
-            resources.c.res_type == sr.res_type,
-            resources.c.deleted.is_(False),
-        ]
-        for clause in sr.clauses:
-            conds.append(self.clause(sr.res_type, clause))
+        conds: list[ColumnElement[bool]] = [R.deleted.is_(False)]
+        if sr.res_type:
+            conds.append(R.res_type == sr.res_type)
+            conds.extend(self.cond(sr.res_type, c) for c in sr.clauses)
+        elif sr.types:
+            conds.append(
+                or_(
+                    *(
+                        and_(
+                            R.res_type == t,
+                            *(self.cond(t, c) for c in sr.type_clauses.get(t, ())),
+                        )
+                        for t in sr.types
+                    )
+                )
+            )
+        else:
+            conds.extend(self.system_cond(c) for c in sr.clauses)
         return conds
 
-    # --- one AND clause ------------------------------------------------------------------
-    def clause(self, res_type: str, c: Clause) -> ColumnElement[bool]:
-        if c.name == "_id":
-            return resources.c.res_id.in_(c.values)
-        if c.name == "_lastUpdated":
-            col = resources.c.last_updated
-            return or_(*(self._date_cond(col, col, v, c.name) for v in c.values))
+    # --- top level: conditions on the resources table -------------------------------------
+    def cond(self, res_type: str, c: Clause) -> ColumnElement[bool]:
+        if c.name == "_id" and c.param is None:
+            return self._id_cond(c)
+        if c.name == "_lastUpdated" and c.param is None:
+            return self._updated_cond(c)
+        if c.modifier == "missing":
+            has = exists().where(
+                *self._param_rows(res_type, c), self._table(c).c.res_id == R.res_id
+            )
+            return not_(has) if self._missing(c) else has
+        if c.modifier == "not" and c.type == "token":
+            return R.res_id.not_in(self._index_ids(res_type, c))
+        return R.res_id.in_(self.ids(res_type, c))
+
+    def system_cond(self, c: Clause) -> ColumnElement[bool]:
+        """A Resource-level parameter across every type: (type, id) pairs."""
+        if c.param is None:
+            return self._id_cond(c) if c.name == "_id" else self._updated_cond(c)
+        t = self._table(c)
+        pairs = select(t.c.res_type, t.c.res_id).where(t.c.param == c.name)
+        key = tuple_(R.res_type, R.res_id)
+        if c.modifier == "missing":
+            return key.not_in(pairs) if self._missing(c) else key.in_(pairs)
+        matched = pairs.where(or_(*(self.values.cond(t, c, v) for v in c.values)))
+        return key.not_in(matched) if c.modifier == "not" else key.in_(matched)
+
+    # --- ids of resources of one type that satisfy a clause (nestable) ----------------------
+    def ids(self, res_type: str, c: Clause) -> Select[Any]:
+        if c.has is not None:
+            return self._has_ids(res_type, c)
+        if c.chain is not None:
+            return self._chain_ids(res_type, c)
+        if (
+            c.param is None
+            or c.modifier == "missing"
+            or (c.modifier == "not" and c.type == "token")
+        ):
+            return select(R.res_id).where(
+                R.res_type == res_type, R.deleted.is_(False), self.cond(res_type, c)
+            )
+        return self._index_ids(res_type, c)
+
+    def _index_ids(self, res_type: str, c: Clause) -> Select[Any]:
+        t = self._table(c)
+        value_conds = [self.values.cond(t, c, v) for v in c.values]
+        return select(t.c.res_id).where(*self._param_rows(res_type, c), or_(*value_conds))
+
+    def _chain_ids(self, res_type: str, c: Clause) -> Select[Any]:
+        assert c.chain is not None
+        r = idx_reference.c
+        per_target = [
+            and_(r.target_type == target, r.target_id.in_(self.ids(target, inner)))
+            for target, inner in c.chain.items()
+        ]
+        return select(r.res_id).where(r.res_type == res_type, r.param == c.name, or_(*per_target))
+
+    def _has_ids(self, res_type: str, c: Clause) -> Select[Any]:
+        assert c.has is not None
+        src, ref, inner = c.has
+        r = idx_reference.c
+        return select(r.target_id).where(
+            r.res_type == src,
+            r.param == ref,
+            r.target_type == res_type,
+            r.res_id.in_(self.ids(src, inner)),
+        )
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _id_cond(self, c: Clause) -> ColumnElement[bool]:
+        if c.modifier not in (None, "not", "missing"):
+            raise self.values.bad_modifier(c)
+        if c.modifier == "missing":
+            return R.res_id.is_(None) if self._missing(c) else R.res_id.is_not(None)
+        cond = R.res_id.in_(c.values)
+        return not_(cond) if c.modifier == "not" else cond
+
+    def _updated_cond(self, c: Clause) -> ColumnElement[bool]:
+        if c.modifier is not None:
+            raise self.values.bad_modifier(c)
+        col = R.last_updated
+        return or_(*(self.values.date_cond(col, col, v, c.name) for v in c.values))
+
+    @staticmethod
+    def _missing(c: Clause) -> bool:
+        if c.values not in (["true"], ["false"]):
+            raise outcomes.bad_request(
+                f"Invalid :missing value '{','.join(c.values)}' (true or false)",
+                f"{c.name}:missing",
+                "GW-1322",
+            )
+        return c.values == ["true"]
+
+    @staticmethod
+    def _table(c: Clause) -> Any:
         table = INDEX_TABLES.get(c.type)
         if table is None:
             raise outcomes.bad_request(
-                f"Search on {c.type} parameter '{c.name}' is not supported yet", c.name, "GW-1320"
+                f"Search on {c.type} parameter '{c.name}' is not supported", c.name, "GW-1320"
             )
-        if c.modifier == "missing":
-            has = exists().where(
-                table.c.res_type == res_type,
-                table.c.param == c.name,
-                table.c.res_id == resources.c.res_id,
-            )
-            return not_(has) if c.values == ["true"] else has
-        negate = c.modifier == "not" and c.type == "token"
-        value_conds = [self._value_cond(table, c, v) for v in c.values]
-        sub = select(table.c.res_id).where(
-            table.c.res_type == res_type, table.c.param == c.name, or_(*value_conds)
-        )
-        return resources.c.res_id.not_in(sub) if negate else resources.c.res_id.in_(sub)
+        return table
 
-    def _value_cond(self, t: Any, c: Clause, v: str) -> ColumnElement[bool]:
-        builder = getattr(self, f"_{c.type}")
-        return builder(t, c, v)
-
-    # --- per type ------------------------------------------------------------------------
-    def _token(self, t: Any, c: Clause, v: str) -> ColumnElement[bool]:
-        if c.modifier == "text":
-            return t.c.text.like(_like_escape(self.normalise(v)) + "%", escape="\\")
-        if c.modifier not in (None, "not"):
-            raise self._bad_modifier(c)
-        if "|" not in v:
-            return t.c.code == v
-        system, _, code = v.partition("|")
-        if not system:
-            return and_(t.c.system.is_(None), t.c.code == code)
-        if not code:
-            return t.c.system == system
-        return and_(t.c.system == system, t.c.code == code)
-
-    def _string(self, t: Any, c: Clause, v: str) -> ColumnElement[bool]:
-        if c.modifier == "exact":
-            return t.c.exact == v
-        if c.modifier == "contains":
-            return t.c.norm.like("%" + _like_escape(self.normalise(v)) + "%", escape="\\")
-        if c.modifier is not None:
-            raise self._bad_modifier(c)
-        return t.c.norm.like(_like_escape(self.normalise(v)) + "%", escape="\\")
-
-    def _uri(self, t: Any, c: Clause, v: str) -> ColumnElement[bool]:
-        if c.modifier == "below":
-            return t.c.uri.like(_like_escape(v) + "%", escape="\\")
-        if c.modifier == "above":
-            return literal(v).like(t.c.uri + "%")
-        if c.modifier is not None:
-            raise self._bad_modifier(c)
-        return t.c.uri == v
-
-    def _reference(self, t: Any, c: Clause, v: str) -> ColumnElement[bool]:
-        if c.modifier == "identifier":
-            system, sep, value = v.partition("|")
-            if not sep:
-                return t.c.ident_value == v
-            return (
-                and_(t.c.ident_system == system, t.c.ident_value == value)
-                if system
-                else (t.c.ident_value == value)
-            )
-        type_mod = c.modifier if c.modifier and c.modifier[:1].isupper() else None
-        if c.modifier is not None and type_mod is None:
-            raise self._bad_modifier(c)
-        if self.base_url and v.startswith(self.base_url + "/"):
-            v = v[len(self.base_url) + 1 :]
-        if "://" in v or v.startswith("urn:"):
-            url, _, version = v.partition("|")
-            cond = t.c.url == url
-            return and_(cond, t.c.version == version) if version else cond
-        parts = v.split("/")
-        if len(parts) >= 2:
-            return and_(t.c.target_type == parts[-2], t.c.target_id == parts[-1])
-        cond = t.c.target_id == v
-        return and_(cond, t.c.target_type == type_mod) if type_mod else cond
-
-    def _date(self, t: Any, c: Clause, v: str) -> ColumnElement[bool]:
-        if c.modifier is not None:
-            raise self._bad_modifier(c)
-        return self._date_cond(t.c.low, t.c.high, v, c.name)
-
-    def _date_cond(self, low: Any, high: Any, v: str, name: str) -> ColumnElement[bool]:
-        prefix, value = split_prefix(v)
-        sl, sh = date_range(value, name)
-        return {
-            "eq": lambda: and_(low >= sl, high <= sh),
-            "ne": lambda: or_(low < sl, high > sh),
-            "gt": lambda: high > sh,
-            "lt": lambda: low < sl,
-            "ge": lambda: high >= sl,
-            "le": lambda: low <= sh,
-            "sa": lambda: low > sh,
-            "eb": lambda: high < sl,
-            "ap": lambda: and_(low <= sh, high >= sl),
-        }[prefix]()
-
-    def _number(self, t: Any, c: Clause, v: str) -> ColumnElement[bool]:
-        if c.modifier is not None:
-            raise self._bad_modifier(c)
-        prefix, value = split_prefix(v)
-        return self._number_cond(t.c.value, prefix, value, c.name)
-
-    @staticmethod
-    def _number_cond(col: Any, prefix: str, value: str, name: str) -> ColumnElement[bool]:
-        val, lo, hi = number_range(value, name)
-        ap = abs(val) * 0.1
-        return {
-            "eq": lambda: and_(col >= lo, col < hi),
-            "ne": lambda: or_(col < lo, col >= hi),
-            "gt": lambda: col > val,
-            "lt": lambda: col < val,
-            "ge": lambda: col >= val,
-            "le": lambda: col <= val,
-            "sa": lambda: col > val,
-            "eb": lambda: col < val,
-            "ap": lambda: and_(col >= val - ap, col <= val + ap),
-        }[prefix]()
-
-    def _quantity(self, t: Any, c: Clause, v: str) -> ColumnElement[bool]:
-        if c.modifier is not None:
-            raise self._bad_modifier(c)
-        number, _, unit = v.partition("|")
-        prefix, value = split_prefix(number)
-        cond = self._number_cond(t.c.value, prefix, value, c.name)
-        if unit:
-            system, sep, code = unit.partition("|")
-            if not sep:
-                code, system = system, ""
-            unit_cond = or_(t.c.code == code, t.c.unit == code) if code else true()
-            cond = and_(cond, unit_cond, t.c.system == system) if system else and_(cond, unit_cond)
-        return cond
-
-    @staticmethod
-    def _bad_modifier(c: Clause) -> outcomes.OperationOutcomeError:
-        return outcomes.bad_request(
-            f"Modifier ':{c.modifier}' is not supported for {c.type} parameter '{c.name}'",
-            f"{c.name}:{c.modifier}",
-            "GW-1321",
-        )
+    def _param_rows(self, res_type: str, c: Clause) -> list[ColumnElement[bool]]:
+        t = self._table(c)
+        # Identifier.type rows are indexed under '<code>:of-type' (gateway/search/convert.py).
+        param = f"{c.name}:of-type" if c.modifier == "of-type" else c.name
+        return [t.c.res_type == res_type, t.c.param == param]
 
 
-__all__ = ["SearchSql", "false"]
+__all__ = ["SearchSql"]

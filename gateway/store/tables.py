@@ -123,6 +123,35 @@ idx_reference = _index_table(
 )
 idx_uri = _index_table("uri", Column("uri", Text, nullable=False), value_index=("uri",))
 
+# Search indexes added by migration 0002 (reverse references for _revinclude/_has/$everything,
+# :identifier, absolute URLs, date upper ends; LIKE-prefix indexes on PostgreSQL).
+Index(
+    "ix_idx_reference_target",
+    idx_reference.c.target_id,
+    idx_reference.c.target_type,
+    idx_reference.c.param,
+)
+Index(
+    "ix_idx_reference_ident",
+    idx_reference.c.res_type,
+    idx_reference.c.param,
+    idx_reference.c.ident_value,
+)
+Index("ix_idx_reference_url", idx_reference.c.res_type, idx_reference.c.param, idx_reference.c.url)
+Index("ix_idx_date_high", idx_date.c.res_type, idx_date.c.param, idx_date.c.high)
+for _name, _table, _col in (
+    ("ix_idx_string_prefix", idx_string, "norm"),
+    ("ix_idx_token_text", idx_token, "text"),
+    ("ix_idx_uri_prefix", idx_uri, "uri"),
+):
+    Index(
+        _name,
+        _table.c.res_type,
+        _table.c.param,
+        _table.c[_col],
+        postgresql_ops={_col: "text_pattern_ops"},
+    ).ddl_if(dialect="postgresql")
+
 INDEX_TABLES: dict[str, Table] = {
     "token": idx_token,
     "string": idx_string,

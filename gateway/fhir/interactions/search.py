@@ -7,8 +7,15 @@ from urllib.parse import parse_qsl, urlencode
 from gateway.fhir import outcomes
 from gateway.fhir.bundles import Entry, assemble
 from gateway.fhir.outcomes import outcome_json
+from gateway.fhir.parse import is_resource_type
 from gateway.fhir.request import FhirRequest, FhirResponse
 from gateway.fhir.router import Call
+from gateway.fhir.search_request import SearchRequest
+from gateway.search.execute import SearchPage
+from gateway.search.subset import subset
+from gateway.store.model import Stored
+
+PAGING = ("_cursor", "_offset")
 
 
 def _lenient(req: FhirRequest) -> bool:
@@ -23,30 +30,46 @@ def _form_query(req: FhirRequest) -> list[tuple[str, str]]:
     return req.query + parse_qsl(body, keep_blank_values=True)
 
 
+def links(base: str, query: list[tuple[str, str]], page: SearchPage) -> list[tuple[str, str]]:
+    keep = [(k, v) for k, v in query if k not in PAGING]
+    out = [("self", f"{base}?{urlencode(query)}" if query else base)]
+    if page.next_cursor:
+        out.append(("next", f"{base}?{urlencode([*keep, ('_cursor', page.next_cursor)])}"))
+    if page.prev_cursor:
+        out.append(("previous", f"{base}?{urlencode([*keep, ('_cursor', page.prev_cursor)])}"))
+    return out
+
+
+def entries(req: FhirRequest, sr: SearchRequest, page: SearchPage) -> list[Entry]:
+    def entry(st: Stored, mode: str) -> Entry:
+        fields = {"fullUrl": f"{req.base_url}/{st.ref}", "search": {"mode": mode}}
+        return Entry(fields, subset(st.content, sr.summary, sr.elements))
+
+    out = [entry(st, "match") for st in page.matches]
+    out.extend(entry(st, "include") for st in page.included)
+    if sr.warnings:
+        out.append(Entry({"search": {"mode": "outcome"}}, outcome_json(sr.warnings)))
+    return out
+
+
 async def _search(
-    call: Call, res_type: str, query: list[tuple[str, str]], path: str
+    call: Call,
+    res_type: str | None,
+    query: list[tuple[str, str]],
+    path: str,
+    types: list[str] | None = None,
 ) -> FhirResponse:
     req = call.req
-    sr = call.core.parse_search(res_type, query, lenient=_lenient(req))
-    stored, total = await call.core.search(call.repo, sr)
-    base = f"{req.base_url}/{path}"
-    keep = [(k, v) for k, v in query if k != "_offset"]
-    links = [("self", f"{base}?{urlencode(query)}" if query else base)]
-    if len(stored) > sr.count:
-        stored = stored[: sr.count]
-        links.append(("next", f"{base}?{urlencode([*keep, ('_offset', sr.offset + sr.count)])}"))
-    if sr.offset > 0:
-        prev = max(0, sr.offset - sr.count)
-        links.append(("previous", f"{base}?{urlencode([*keep, ('_offset', prev)])}"))
-    entries = [
-        Entry({"fullUrl": f"{req.base_url}/{st.ref}", "search": {"mode": "match"}}, st.content)
-        for st in stored
-    ]
-    if sr.warnings:
-        entries.append(Entry({"search": {"mode": "outcome"}}, outcome_json(sr.warnings)))
-    if sr.summary == "count":
-        entries = []
-    return FhirResponse(200, assemble("searchset", entries, total=total, links=links))
+    sr = call.core.parse_search(res_type, query, lenient=_lenient(req), types=types)
+    page = await call.core.search(call.repo, sr)
+    base = f"{req.base_url}/{path}" if path else req.base_url
+    body = assemble(
+        "searchset",
+        [] if sr.summary == "count" else entries(req, sr, page),
+        total=page.total,
+        links=links(base, query, page),
+    )
+    return FhirResponse(200, body)
 
 
 async def search_type(call: Call) -> FhirResponse:
@@ -56,10 +79,11 @@ async def search_type(call: Call) -> FhirResponse:
 
 
 async def search_system(call: Call) -> FhirResponse:
-    types = [t for v in call.req.params("_type") for t in v.split(",") if t]
-    if len(types) != 1:
-        raise outcomes.bad_request(
-            "System-level search needs exactly one type in _type for now", "_type", "GW-1304"
-        )
-    query = [(k, v) for k, v in call.req.query if k != "_type"]
-    return await _search(call, types[0], query, "")
+    query = _form_query(call.req) if call.req.method == "POST" else call.req.query
+    types = sorted({t for k, v in query if k == "_type" for t in v.split(",") if t})
+    for t in types:
+        if not is_resource_type(t):
+            raise outcomes.bad_request(f"Unknown resource type '{t}' in _type", "_type", "GW-1304")
+    if len(types) == 1:
+        return await _search(call, types[0], query, "")
+    return await _search(call, None, query, "", types)

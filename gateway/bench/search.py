@@ -1,0 +1,254 @@
+"""Search benchmark: ≥ 200,000 resources (Synthea replicated with fresh ids), then median and
+p95 latency of token, string, date-range, reference, chained and _include searches and of
+Patient $everything, with 1 and 8 concurrent clients.
+
+    python -m gateway.bench --search [--copies 13] [--only postgres|sqlite]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import orjson
+from rich.table import Table
+
+from gateway.bench.server import Server, _free_port
+from gateway.store.migrate import upgrade
+
+HEADERS = {"content-type": "application/fhir+json"}
+UUID = re.compile(rb"urn:uuid:([0-9a-f\-]{36})")
+SYNTHEA_ID = "https://github.com/synthetichealth/synthea"
+
+
+def bench_app():  # type: ignore[no-untyped-def]
+    """The gateway app with Patient $everything registered (until app.py wires it)."""
+    from contextlib import asynccontextmanager
+
+    from gateway.app import create_app
+    from gateway.fhir.operations.everything import EVERYTHING
+
+    app = create_app()
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a):  # type: ignore[no-untyped-def]
+        async with inner(a):
+            a.state.core.operations.setdefault("everything", EVERYTHING)
+            yield
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+@contextlib.contextmanager
+def search_gateway(database_url: str, workers: int) -> Iterator[Server]:
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(upgrade, database_url).result()
+    port = _free_port()
+    env = {
+        **os.environ,
+        "GATEWAY_DATABASE_URL": database_url,
+        "GATEWAY_LOG_LEVEL": "warning",
+        "GATEWAY_PROFILE_VALIDATION": "claimed",  # Synthea does not claim our CN profiles
+    }
+    env.pop("GATEWAY_REDIS_URL", None)
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "gateway.bench.search:bench_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 60
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"gateway did not start: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.2)
+        yield Server(f"http://127.0.0.1:{port}/fhir", database_url, proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def fresh_copy(body: bytes) -> bytes:
+    """The bundle with every urn:uuid replaced by a new one (new resources, same links)."""
+    mapping: dict[bytes, bytes] = {}
+
+    def sub(m: re.Match[bytes]) -> bytes:
+        new = mapping.setdefault(m.group(1), str(uuid.uuid4()).encode())
+        return b"urn:uuid:" + new
+
+    return UUID.sub(sub, body)
+
+
+async def load(base: str, bundles: list[bytes], info: list[bytes], copies: int) -> int:
+    """Ingest the info bundles once, then `copies` fresh copies of every patient bundle."""
+    total = 0
+    async with httpx.AsyncClient(timeout=600) as c:
+        for b in info:
+            r = await c.post(base, content=b, headers=HEADERS)
+            assert r.status_code == 200, r.text[:500]
+        queue = [(i, b) for i in range(copies) for b in bundles]
+        sem = asyncio.Semaphore(8)
+
+        async def one(body: bytes) -> int:
+            async with sem:
+                r = await c.post(base, content=fresh_copy(body), headers=HEADERS)
+                assert r.status_code == 200, r.text[:500]
+                return len(r.json().get("entry", []))
+
+        for n in await asyncio.gather(*(one(b) for _, b in queue)):
+            total += n
+    return total
+
+
+async def samples(base: str) -> dict[str, list[str]]:
+    async with httpx.AsyncClient(timeout=600) as c:
+        r = await c.get(f"{base}/Patient", params={"_count": "300", "_elements": "identifier,name"})
+        pats = [e["resource"] for e in r.json()["entry"]]
+    idents = [
+        f"{i['system']}|{i['value']}"
+        for p in pats
+        for i in p.get("identifier", [])
+        if i.get("system") == SYNTHEA_ID
+    ]
+    families = [p["name"][0]["family"][:3] for p in pats if p.get("name")]
+    return {"ids": [p["id"] for p in pats], "idents": idents, "families": families}
+
+
+def queries(s: dict[str, list[str]]) -> dict[str, Callable[[random.Random], str]]:
+    return {
+        "token": lambda r: (
+            "Observation?code=http://loinc.org|"
+            + r.choice(["8302-2", "29463-7", "8867-4", "72514-3", "2339-0", "39156-5"])
+        ),
+        "string": lambda r: "Patient?name=" + r.choice(s["families"]),
+        "date range": lambda r: (
+            f"Encounter?date=ge{r.randint(2000, 2018)}-03-01&date=lt{r.randint(2000, 2018)}-04-01"
+        ),
+        "reference": lambda r: "Observation?subject=Patient/" + r.choice(s["ids"]),
+        "chained": lambda r: "Encounter?subject.identifier=" + r.choice(s["idents"]),
+        "_include": lambda r: (
+            f"Encounter?patient={r.choice(s['ids'])}"
+            "&_include=Encounter:participant&_include=Encounter:service-provider"
+        ),
+        "$everything": lambda r: f"Patient/{r.choice(s['ids'])}/$everything",
+    }
+
+
+async def measure(
+    base: str, make: Callable[[random.Random], str], clients: int, n: int
+) -> tuple[float, float]:
+    rnd = random.Random(11)
+    urls = [make(rnd) for _ in range(n)]
+    lat: list[float] = []
+    it = iter(urls)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=600) as c:
+        await c.get(f"{base}/{urls[0]}&_count=20" if "?" in urls[0] else f"{base}/{urls[0]}")
+
+        async def loop() -> None:
+            for u in it:
+                sep = "&" if "?" in u else "?"
+                t = time.perf_counter()
+                r = await c.get(f"{base}/{u}{sep}_count=20")
+                lat.append(time.perf_counter() - t)
+                assert r.status_code == 200, (u, r.text[:300])
+
+        await asyncio.gather(*(loop() for _ in range(clients)))
+    lat.sort()
+    return statistics.median(lat) * 1000, lat[max(0, int(len(lat) * 0.95) - 1)] * 1000
+
+
+async def run(
+    name: str,
+    url: str,
+    args: argparse.Namespace,
+    table: Table,
+    bundles: list[bytes],
+    info: list[bytes],
+) -> None:
+    with search_gateway(url, args.workers) as server:
+        t = time.perf_counter()
+        n = await load(server.base, bundles, info, args.copies)
+        secs = time.perf_counter() - t
+        print(f"{name}: loaded {n:,} resources in {secs:.0f} s ({n / secs:,.0f}/s)", flush=True)
+        s = await samples(server.base)
+        for label, make in queries(s).items():
+            row = [name, label]
+            for clients in (1, 8):
+                med, p95 = await measure(server.base, make, clients, args.searches)
+                row += [f"{med:.1f}", f"{p95:.1f}"]
+            table.add_row(*row)
+            print(" ".join(row), flush=True)
+
+
+def search_table(workers: int, copies: int) -> Table:
+    table = Table(title=f"Search ({os.cpu_count()} cores, {workers} workers, Synthea ×{copies})")
+    for col in (
+        "database",
+        "search",
+        "1 client median ms",
+        "p95 ms",
+        "8 clients median ms",
+        "p95 ms",
+    ):
+        table.add_column(col, justify="right")
+    return table
+
+
+def load_bundles(folder) -> tuple[list[bytes], list[bytes]]:  # type: ignore[no-untyped-def]
+    paths = sorted(folder.glob("*.json"))
+    info = [p.read_bytes() for p in paths if "Information" in p.name]
+    return [p.read_bytes() for p in paths if "Information" not in p.name], info
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--copies", type=int, default=13, help="Synthea replicas (13 ≈ 209k)")
+    ap.add_argument("--searches", type=int, default=200, help="requests per search and mode")
+
+
+def main_search(args: argparse.Namespace, corpora, pg_admin: str) -> Table:  # type: ignore[no-untyped-def]
+    from gateway.bench.server import throwaway_postgres, throwaway_sqlite
+
+    bundles, info = load_bundles(corpora / "synthea-r4")
+    table = search_table(args.workers, args.copies)
+    if args.only in (None, "postgres"):
+        with throwaway_postgres(pg_admin) as url:
+            asyncio.run(run("PostgreSQL", url, args, table, bundles, info))
+    if args.only in (None, "sqlite"):
+        with throwaway_sqlite() as url:
+            asyncio.run(run("SQLite", url, args, table, bundles, info))
+    return table
+
+
+__all__ = ["add_arguments", "bench_app", "main_search", "orjson"]

@@ -1,0 +1,111 @@
+"""Patient $everything: GET /Patient/{id}/$everything and GET /Patient/$everything.
+
+Every resource in the Patient compartment (R4 CompartmentDefinition, gateway/search/data) plus
+the Practitioners, Organizations, Locations and Medications they refer to; `_since`, `_type`,
+`_count` with keyset `next`/`previous` links (ordered by type, then id). At type level: the
+same for every Patient the client may see (no access policy yet: all of them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from gateway.fhir import outcomes
+from gateway.fhir.bundles import Entry, assemble
+from gateway.fhir.operations import Operation
+from gateway.fhir.operations.params import operation_params
+from gateway.fhir.parse import is_resource_type
+from gateway.fhir.request import FhirResponse
+from gateway.fhir.router import Call
+from gateway.fhir.search_values import date_range
+from gateway.search.compartment import everything_where
+from gateway.search.paging import beyond, decode_cursor, encode_cursor, order_by
+from gateway.store.tables import resources
+
+KEYS = [(resources.c.res_type, False), (resources.c.res_id, False)]
+DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+
+
+def _types(params: dict[str, Any]) -> list[str] | None:
+    raw = params.get("_type")
+    if not raw:
+        return None
+    types = [t.strip() for t in str(raw).split(",") if t.strip()]
+    for t in types:
+        if not is_resource_type(t):
+            raise outcomes.bad_request(f"Unknown resource type '{t}' in _type", "_type", "GW-1330")
+    return types
+
+
+def _since(params: dict[str, Any]) -> int | None:
+    raw = params.get("_since")
+    return date_range(str(raw), "_since")[0] if raw else None
+
+
+def _count(call: Call, params: dict[str, Any]) -> int:
+    raw = str(params.get("_count") or call.core.settings.default_page_size)
+    if not raw.isdigit():
+        raise outcomes.bad_request(f"Invalid _count '{raw}'", "_count", "GW-1331")
+    return min(int(raw), call.core.settings.max_page_size)
+
+
+async def everything(call: Call) -> FhirResponse:
+    params = operation_params(call.req)
+    patient_ids = None
+    if call.res_id is not None:
+        current = await call.repo.read("Patient", call.res_id)
+        if current is None or current.deleted:
+            raise outcomes.not_found("Patient", call.res_id)
+        patient_ids = [call.res_id]
+    where = everything_where(patient_ids, _types(params), _since(params))
+    count = _count(call, params)
+    conds = list(where)
+    cursor = params.get("_cursor")
+    direction = None
+    if cursor:
+        direction, values = decode_cursor(str(cursor), len(KEYS))
+        conds.append(beyond(KEYS, values, before=direction == "b"))
+    backwards = direction == "b"
+    exprs = [k for k, _ in KEYS]
+    rows = await call.repo.search_page(conds, exprs, order_by(KEYS, backwards), count + 1)
+    more = len(rows) > count
+    rows = rows[:count]
+    if backwards:
+        rows.reverse()
+    total = len(rows) if not cursor and not more else None
+    if total is None and not cursor:
+        total = await call.repo.search_count(where)
+    return FhirResponse(200, _bundle(call, rows, total, more, cursor, backwards))
+
+
+def _bundle(
+    call: Call, rows: list[Any], total: int | None, more: bool, cursor: Any, backwards: bool
+) -> bytes:
+    req = call.req
+    base = f"{req.base_url}/{req.path}"
+    keep = [(k, v) for k, v in req.query if k != "_cursor"]
+    links = [("self", f"{base}?{urlencode(req.query)}" if req.query else base)]
+    if rows and (more or backwards):
+        links.append(("next", f"{base}?{urlencode([*keep, ('_cursor', _cur('a', rows[-1]))])}"))
+    if rows and ((cursor and not backwards) or (backwards and more)):
+        prev = _cur("b", rows[0])
+        links.append(("previous", f"{base}?{urlencode([*keep, ('_cursor', prev)])}"))
+    entries = [
+        Entry({"fullUrl": f"{req.base_url}/{st.ref}", "search": {"mode": "match"}}, st.content)
+        for st, _ in rows
+    ]
+    return assemble("searchset", entries, total=total, links=links)
+
+
+def _cur(direction: str, row: Any) -> str:
+    return encode_cursor(direction, list(row[1]))
+
+
+EVERYTHING = Operation(
+    "everything",
+    everything,
+    frozenset({"instance", "type"}),
+    frozenset({"Patient"}),
+    definition=DEFINITION,
+)
