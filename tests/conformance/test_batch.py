@@ -1,0 +1,94 @@
+"""Batches (R4 http.html "Batch Processing Rules", "Batch/Transaction Response").
+
+- "When processing the batch, the HTTP response code is 200 Ok if the batch was processed
+  correctly, regardless of the success of the operations within the Batch. ... A response code on
+  an entry of other than 2xx (200, 202 etc) indicates that processing the request in the entry
+  failed."
+- "the server SHALL return a Bundle with type set to batch-response ... that contains one entry
+  for each entry in the request, in the same order, with the outcome of processing the entry."
+- Bundle.entry.response.outcome: "An OperationOutcome containing hints and warnings produced as
+  part of processing this entry in a batch or transaction."
+"""
+
+from __future__ import annotations
+
+from ._helpers import (
+    SYS,
+    create,
+    entry,
+    patient,
+    ref_of_location,
+    status_code,
+    tx,
+)
+
+
+async def test_entries_fail_independently(client):
+    kept = await create(client, patient("kept", gender="male"))
+    bundle = tx(
+        entry("POST", "Patient", patient("b-ok-1")),                                 # 0 ok
+        entry("POST", "Patient", patient("b-bad", birthDate="2024-02-31")),          # 1 invalid
+        entry("GET", "Patient/does-not-exist"),                                      # 2 404
+        entry("PUT", "Patient/batch-put", patient("b-ok-2", id="batch-put")),        # 3 ok
+        entry("PUT", f"Patient/{kept['id']}", {**kept, "gender": "female"},
+              ifMatch='W/"42"'),                                                     # 4 412
+        entry("POST", "Nope", {"resourceType": "Nope"}),                             # 5 unknown
+        entry("GET", f"Patient/{kept['id']}"),                                       # 6 ok
+        entry("DELETE", "Patient/batch-nothing"),                                    # 7 ok
+        kind="batch",
+    )
+    r = await client.post("", json=bundle)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["resourceType"] == "Bundle" and body["type"] == "batch-response"
+    entries = body["entry"]
+    assert len(entries) == 8
+    codes = [status_code(e["response"]) for e in entries]
+    assert codes[0] == 201 and codes[3] == 201 and codes[6] == 200
+    assert 200 <= codes[7] < 300
+    assert codes[1] == 400
+    assert codes[2] == 404
+    assert codes[4] == 412
+    assert 400 <= codes[5] < 500
+    for i in (1, 2, 4, 5):
+        outcome = entries[i]["response"].get("outcome")
+        assert outcome and outcome["resourceType"] == "OperationOutcome", entries[i]
+        assert "resource" not in entries[i]
+    # The successful entries are stored, the failed ones are not.
+    created = ref_of_location(entries[0]["response"]["location"])
+    assert created[0] == "Patient"
+    assert (await client.get(f"/Patient/{created[1]}")).status_code == 200
+    assert (await client.get("/Patient/batch-put")).status_code == 200
+    assert (await client.get(f"/Patient/{kept['id']}")).json() == kept
+    assert entries[6]["resource"] == kept
+    bad = (await client.get("/Patient", params={"identifier": f"{SYS}|b-bad"})).json()
+    assert bad.get("entry", []) == []
+
+
+async def test_batch_response_entries_carry_location_and_etag(client):
+    bundle = tx(
+        entry("POST", "Patient", patient("b1")),
+        entry("PUT", "Patient/b-put", patient("b2", id="b-put")),
+        kind="batch",
+    )
+    r = await client.post("", json=bundle)
+    assert r.status_code == 200
+    for e in r.json()["entry"]:
+        resp = e["response"]
+        rtype, rid, vid = ref_of_location(resp["location"])
+        stored = (await client.get(f"/{rtype}/{rid}")).json()
+        assert vid == stored["meta"]["versionId"] == "1"
+        assert resp["etag"] == 'W/"1"'
+
+
+async def test_all_entries_failing_is_still_200(client):
+    bundle = tx(
+        entry("GET", "Patient/nope-1"),
+        entry("POST", "Patient", patient("x", active="maybe", gender="robot")),
+        kind="batch",
+    )
+    r = await client.post("", json=bundle)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["type"] == "batch-response"
+    assert [status_code(e["response"]) // 100 for e in body["entry"]] == [4, 4]
