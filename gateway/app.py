@@ -13,6 +13,7 @@ from gateway.events.relay import OutboxRelay
 from gateway.fhir.conformance import install_conformance
 from gateway.fhir.core import FhirCore
 from gateway.fhir.operations import Operation
+from gateway.fhir.operations.everything import EVERYTHING
 from gateway.fhir.operations.terminology import EXPAND, LOOKUP, VALIDATE_CODE
 from gateway.fhir.operations.validate import VALIDATE
 from gateway.http.adapter import fhir_endpoint
@@ -38,7 +39,7 @@ def make_bus(settings: Settings) -> EventBus:
 
 
 def operations() -> dict[str, Operation]:
-    return {op.name: op for op in (VALIDATE, EXPAND, LOOKUP, VALIDATE_CODE)}
+    return {op.name: op for op in (VALIDATE, EXPAND, LOOKUP, VALIDATE_CODE, EVERYTHING)}
 
 
 async def build_core(settings: Settings) -> tuple[FhirCore, OutboxRelay]:

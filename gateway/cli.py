@@ -47,6 +47,24 @@ def serve(
     )
 
 
+@app.command()
+def reindex(
+    database_url: str = typer.Option(None, help="Overrides GATEWAY_DATABASE_URL"),
+) -> None:
+    """Rebuild every search index (after adding a SearchParameter under profiles/)."""
+    from rich.progress import Progress
+
+    from gateway.search.reindex import reindex as run
+
+    with Progress() as bar:
+        task = bar.add_task("reindex", total=None)
+        n = run(
+            database_url or Settings().database_url,
+            lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    typer.echo(f"reindexed {n} resources")
+
+
 # `gateway validate PATH…` and `gateway profiles pack|snapshot`.
 register_validation(app)
 

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import re
 import typing
 from functools import cache
 from typing import Any
 
 from gateway.fhir.outcomes import Issue
+
+# datatypes.html: strings SHALL NOT contain characters below 32 other than tab, CR, LF.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 # kind: boolean | integer | decimal | string | complex | resource
 Kinds = dict[str, tuple[str, Any]]
@@ -115,6 +119,15 @@ def _check(
                     "value",
                     f"{path}: must be {want}, not {type(value).__name__} {value!r:.40}",
                     "GW-1102",
+                    expression=(path,),
+                )
+            )
+        elif kind == "string" and _CONTROL.search(value):
+            issues.append(
+                Issue(
+                    "value",
+                    f"{path}: control characters other than tab, CR and LF are not allowed",
+                    "GW-1104",
                     expression=(path,),
                 )
             )

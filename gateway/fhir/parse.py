@@ -127,6 +127,10 @@ def validate_resource(resource: Any, expected_type: str | None = None, where: st
         cls.model_validate(resource)
     except ValidationError as exc:
         raise outcomes.invalid_content(issues_from_validation_error(where or rtype, exc)) from None
+    except RecursionError:
+        raise outcomes.bad_request(
+            "The resource is nested too deeply", where or rtype, gw="GW-1103"
+        ) from None
     except (ValueError, TypeError) as exc:  # fhir.resources raises these from root validators
         raise outcomes.bad_request(
             f"Invalid resource: {exc}", where or rtype, gw="GW-1101"

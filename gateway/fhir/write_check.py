@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from gateway.fhir import outcomes
 from gateway.fhir.outcomes import Issue, OperationOutcomeError
 from gateway.fhir.parse import validate_resource
 
@@ -50,6 +51,14 @@ class WriteCheck:
         return any(isinstance(c, str) and (self.strict or known(c)) for c in claims)
 
     def check(self, resource: Any, expected: str | None = None, where: str = "") -> None:
+        try:
+            self._check(resource, expected, where)
+        except RecursionError:
+            raise outcomes.bad_request(
+                "The resource is nested too deeply", where or None, gw="GW-1103"
+            ) from None
+
+    def _check(self, resource: Any, expected: str | None, where: str) -> None:
         validate_resource(resource, expected, where)
         if not self._applies(resource):
             return

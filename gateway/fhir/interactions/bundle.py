@@ -19,7 +19,7 @@ from gateway.fhir.outcomes import Issue, OperationOutcomeError
 from gateway.fhir.parse import is_resource_type, parse_json
 from gateway.fhir.request import FhirRequest, FhirResponse
 from gateway.fhir.responses import REASONS, new_id, parse_etag, prefer_return
-from gateway.fhir.router import Call
+from gateway.fhir.router import Call, _is_id
 from gateway.store.model import Stored, Write
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -190,6 +190,24 @@ def _located(err: OperationOutcomeError, it: _Item) -> OperationOutcomeError:
     return OperationOutcomeError(issues, err.status)
 
 
+def _check_shape(it: _Item, parts: list[str]) -> None:
+    """The URL forms the interaction allows (as outside a bundle): POST Type; PUT, PATCH,
+    DELETE Type/id or Type?query; GET is routed like any request."""
+    if it.method in ("GET", "HEAD"):
+        return
+    where = f"Bundle.entry[{it.index}].request.url"
+    if it.method == "POST":
+        ok = len(parts) == 1
+    else:
+        ok = (len(parts) == 2 and _is_id(parts[1]) and not it.query) or (
+            len(parts) == 1 and bool(it.query)
+        )
+    if not ok:
+        raise outcomes.bad_request(
+            f"request.url '{it.url}' is not a valid target for {it.method}", where, "GW-1212"
+        )
+
+
 def _parse_urls(items: list[_Item]) -> None:
     """Type, id and condition of every entry's request.url; all bad entries reported at once."""
     issues: list[Issue] = []
@@ -208,6 +226,7 @@ def _parse_urls(items: list[_Item]) -> None:
             it.query = query or None
             if len(parts) > 1:
                 it.res_id = parts[1]
+            _check_shape(it, parts)
         except OperationOutcomeError as err:
             issues.extend(err.issues)
             status = max(status, err.status)
