@@ -64,6 +64,17 @@ def _row_to_stored(row: Any) -> Stored:
     )
 
 
+def _history_conditions(res_type: str | None, res_id: str | None, since: int | None) -> list[Any]:
+    conds = []
+    if res_type:
+        conds.append(history.c.res_type == res_type)
+    if res_id:
+        conds.append(history.c.res_id == res_id)
+    if since is not None:
+        conds.append(history.c.last_updated >= since)
+    return conds
+
+
 def lock_key(text_key: str) -> int:
     """A signed 64-bit key for PostgreSQL advisory locks."""
     return int.from_bytes(
@@ -163,13 +174,7 @@ class Repository:
         cursor: int | None = None,
         count: int = 50,
     ) -> HistoryPage:
-        conds = []
-        if res_type:
-            conds.append(history.c.res_type == res_type)
-        if res_id:
-            conds.append(history.c.res_id == res_id)
-        if since is not None:
-            conds.append(history.c.last_updated >= since)
+        conds = _history_conditions(res_type, res_id, since)
         if at is not None:
             conds.append(history.c.last_updated <= at)
         if cursor is not None:
@@ -184,13 +189,7 @@ class Repository:
     async def count_history(
         self, res_type: str | None = None, res_id: str | None = None, since: int | None = None
     ) -> int:
-        conds = []
-        if res_type:
-            conds.append(history.c.res_type == res_type)
-        if res_id:
-            conds.append(history.c.res_id == res_id)
-        if since is not None:
-            conds.append(history.c.last_updated >= since)
+        conds = _history_conditions(res_type, res_id, since)
         q = select(func.count()).select_from(history).where(and_(*conds))
         async with self._reading() as conn:
             return int((await conn.execute(q)).scalar_one())
