@@ -9,94 +9,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import random
 import re
 import statistics
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 
 import httpx
 import orjson
 from rich.table import Table
 
-from gateway.bench.server import Server, _free_port
-from gateway.store.migrate import upgrade
+from gateway.bench.server import gateway_process
 
 HEADERS = {"content-type": "application/fhir+json"}
 UUID = re.compile(rb"urn:uuid:([0-9a-f\-]{36})")
 SYNTHEA_ID = "https://github.com/synthetichealth/synthea"
-
-
-def bench_app():  # type: ignore[no-untyped-def]
-    """The gateway app with Patient $everything registered (until app.py wires it)."""
-    from contextlib import asynccontextmanager
-
-    from gateway.app import create_app
-    from gateway.fhir.operations.everything import EVERYTHING
-
-    app = create_app()
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(a):  # type: ignore[no-untyped-def]
-        async with inner(a):
-            a.state.core.operations.setdefault("everything", EVERYTHING)
-            yield
-
-    app.router.lifespan_context = lifespan
-    return app
-
-
-@contextlib.contextmanager
-def search_gateway(database_url: str, workers: int) -> Iterator[Server]:
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(upgrade, database_url).result()
-    port = _free_port()
-    env = {
-        **os.environ,
-        "GATEWAY_DATABASE_URL": database_url,
-        "GATEWAY_LOG_LEVEL": "warning",
-        "GATEWAY_PROFILE_VALIDATION": "claimed",  # Synthea does not claim our CN profiles
-    }
-    env.pop("GATEWAY_REDIS_URL", None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "gateway.bench.search:bench_app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-    ]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + 60
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"gateway did not start: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.2)
-        yield Server(f"http://127.0.0.1:{port}/fhir", database_url, proc)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def fresh_copy(body: bytes) -> bytes:
@@ -197,7 +126,7 @@ async def run(
     bundles: list[bytes],
     info: list[bytes],
 ) -> None:
-    with search_gateway(url, args.workers) as server:
+    with gateway_process(url, args.workers) as server:
         t = time.perf_counter()
         n = await load(server.base, bundles, info, args.copies)
         secs = time.perf_counter() - t
@@ -251,4 +180,4 @@ def main_search(args: argparse.Namespace, corpora, pg_admin: str) -> Table:  # t
     return table
 
 
-__all__ = ["add_arguments", "bench_app", "main_search", "orjson"]
+__all__ = ["add_arguments", "main_search", "orjson"]
