@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from gateway.fhir import outcomes
 from gateway.fhir.json_types import check_json_types
 from gateway.fhir.outcomes import Issue
+from gateway.fhir.r4b import get_fhir_model_class
 
 _ISSUE_CODE_BY_PYDANTIC = {
     "missing": "required",

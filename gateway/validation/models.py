@@ -17,7 +17,7 @@ from gateway.validation.issues import Issue
 
 @cache
 def _model(rtype: str) -> Any | None:
-    from fhir.resources.R4B import get_fhir_model_class
+    from gateway.fhir.r4b import get_fhir_model_class
 
     try:
         return get_fhir_model_class(rtype)
