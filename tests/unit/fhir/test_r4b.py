@@ -38,17 +38,31 @@ def test_null_in_a_primitive_list_is_a_placeholder_and_allowed() -> None:
     model = get_fhir_model_class("Patient")
     doc = {
         "resourceType": "Patient",
-        "name": [{"given": ["三", None], "_given": [None, {"extension": [
-            {"url": "http://example.org/x", "valueString": "y"}]}]}],
+        "name": [
+            {
+                "given": ["三", None],
+                "_given": [
+                    None,
+                    {"extension": [{"url": "http://example.org/x", "valueString": "y"}]},
+                ],
+            }
+        ],
     }
     assert model.model_validate(doc).name[0].given == ["三", None]
 
 
 def test_missing_required_primitive_is_an_error_unless_an_extension_explains_it() -> None:
     errs = _errors("Observation", {"code": {"text": "x"}})
-    assert [(e["loc"], e["type"]) for e in errs] == [(("status",), "model_field_validation.missing")]
-    ext = {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
-                          "valueCode": "unknown"}]}
+    missing = "model_field_validation.missing"
+    assert [(e["loc"], e["type"]) for e in errs] == [(("status",), missing)]
+    ext = {
+        "extension": [
+            {
+                "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
+                "valueCode": "unknown",
+            }
+        ]
+    }
     get_fhir_model_class("Observation").model_validate(
         {"resourceType": "Observation", "code": {"text": "x"}, "_status": ext}
     )
