@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -62,6 +63,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.core = core
         app.state.relay = relay
         relay.start()
+        core.validation.warm()
+        # Start-up built long-lived objects (models, registries, profiles): move them out of
+        # the collector's generations so each full collection walks only request garbage.
+        gc.freeze()
         try:
             yield
         finally:

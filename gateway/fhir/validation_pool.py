@@ -10,6 +10,7 @@ more than it saves. Each worker builds its own WriteCheck once, from the parent'
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import os
 from collections.abc import Coroutine, Sequence
@@ -21,6 +22,7 @@ from typing import Any
 import orjson
 
 from gateway.fhir.outcomes import Issue, OperationOutcomeError
+from gateway.fhir.parse import served_types
 from gateway.fhir.write_check import WriteCheck
 
 Item = tuple[dict[str, Any], str | None, str]  # (resource, expected type, FHIRPath prefix)
@@ -32,6 +34,8 @@ _worker_check: WriteCheck | None = None  # one per worker process, built by _ini
 def _init_worker(mode: str, strict: bool, profiles_dir: Path | None) -> None:
     global _worker_check
     _worker_check = WriteCheck(mode, strict, profiles_dir)
+    served_types()  # build every model class now, not during the first request
+    gc.freeze()  # long-lived start-up objects: out of the collector's way (see app.py)
 
 
 def _check_items(check: WriteCheck, items: Sequence[tuple[Any, str | None, str]]) -> _Found:
@@ -48,6 +52,10 @@ def _check_items(check: WriteCheck, items: Sequence[tuple[Any, str | None, str]]
 def _check_in_worker(items: Sequence[tuple[bytes, str | None, str]]) -> _Found:
     assert _worker_check is not None, "worker not initialised"
     return _check_items(_worker_check, items)
+
+
+def _ready() -> bool:
+    return _worker_check is not None
 
 
 def _raise(found: _Found) -> None:
@@ -70,6 +78,14 @@ class ValidationPool:
                 self.workers, mp_context=ctx, initializer=_init_worker, initargs=self.check.config
             )
         return self._pool
+
+    def warm(self) -> None:
+        """Start the workers now (they build every model class, seconds): the first large
+        bundle should not wait for them."""
+        if self.workers >= 2:
+            pool = self._executor()
+            for _ in range(self.workers):
+                pool.submit(_ready)
 
     def start(self, items: Sequence[Item]) -> Coroutine[Any, Any, None]:
         """Snapshot and submit the items now; await the result to get one OperationOutcomeError

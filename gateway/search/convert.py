@@ -56,14 +56,37 @@ from gateway.search.values import (
 
 Emit = Callable[[Any, IndexRows], None]
 
-_KINDS = frozenset({
-    "CodeableConcept", "Coding", "Identifier", "ContactPoint", "HumanName", "Address",
-    "Reference", "Quantity", "Money", "Range", "Period", "Timing",
-    "string", "uri", "boolean", "integer", "decimal", "date", "dateTime", "instant",
-})
+_KINDS = frozenset(
+    {
+        "CodeableConcept",
+        "Coding",
+        "Identifier",
+        "ContactPoint",
+        "HumanName",
+        "Address",
+        "Reference",
+        "Quantity",
+        "Money",
+        "Range",
+        "Period",
+        "Timing",
+        "string",
+        "uri",
+        "boolean",
+        "integer",
+        "decimal",
+        "date",
+        "dateTime",
+        "instant",
+    }
+)
 _SYSTEM_KINDS = {
-    "System.String": "string", "System.Boolean": "boolean", "System.Integer": "integer",
-    "System.Decimal": "decimal", "System.DateTime": "dateTime", "System.Date": "date",
+    "System.String": "string",
+    "System.Boolean": "boolean",
+    "System.Integer": "integer",
+    "System.Decimal": "decimal",
+    "System.DateTime": "dateTime",
+    "System.Date": "date",
 }
 
 
@@ -117,6 +140,7 @@ def _of_type_rows(code: str, id_type: dict, value: str, out: set[TokenRow]) -> N
 
 def _token_emitter(code: str, kind: str) -> Emit | None:
     if kind == "CodeableConcept":
+
         def emit(v: Any, rows: IndexRows) -> None:
             if type(v) is not dict:
                 return
@@ -125,12 +149,16 @@ def _token_emitter(code: str, kind: str) -> Emit | None:
             text = _norm(v.get("text"))
             if text:
                 rows.token.add(TokenRow(code, None, None, text))
+
         return emit
     if kind == "Coding":
+
         def emit(v: Any, rows: IndexRows) -> None:
             _token_coding(code, v, rows.token)
+
         return emit
     if kind == "Identifier":
+
         def emit(v: Any, rows: IndexRows) -> None:
             if type(v) is not dict:
                 return
@@ -141,26 +169,35 @@ def _token_emitter(code: str, kind: str) -> Emit | None:
                 rows.token.add(TokenRow(code, system, value, text))
                 if type(t) is dict and value:
                     _of_type_rows(code, t, value, rows.token)
+
         return emit
     if kind == "ContactPoint":
+
         def emit(v: Any, rows: IndexRows) -> None:
             if type(v) is dict and _str(v.get("value")):
                 rows.token.add(TokenRow(code, None, v["value"]))
+
         return emit
     if kind == "boolean":
+
         def emit(v: Any, rows: IndexRows) -> None:
             if type(v) is bool:
                 rows.token.add(TokenRow(code, None, "true" if v else "false"))
+
         return emit
     if kind in ("string", "uri"):
+
         def emit(v: Any, rows: IndexRows) -> None:
             if type(v) is str and v:
                 rows.token.add(TokenRow(code, None, v))
+
         return emit
     if kind == "integer":
+
         def emit(v: Any, rows: IndexRows) -> None:
             if type(v) is int:
                 rows.token.add(TokenRow(code, None, str(v)))
+
         return emit
     return None
 
@@ -180,8 +217,10 @@ def _string_emitter(code: str, kind: str) -> Emit | None:
                 out.add(StringRow(code, n, s))
 
     if kind in ("string", "uri"):
+
         def emit(v: Any, rows: IndexRows) -> None:
             add(v, rows.string)
+
         return emit
     if kind in ("HumanName", "Address"):
         parts = _NAME_PARTS if kind == "HumanName" else _ADDRESS_PARTS
@@ -196,6 +235,7 @@ def _string_emitter(code: str, kind: str) -> Emit | None:
                         add(s, rows.string)
                 else:
                     add(x, rows.string)
+
         return emit
     return None
 
@@ -229,19 +269,24 @@ def _timing_bounds(v: dict) -> tuple[Any, Any] | None:
                 open_high = True
     if not lows and not highs:
         return None
-    return (None if open_low or not lows else min(lows),
-            None if open_high or not highs else max(highs))
+    return (
+        None if open_low or not lows else min(lows),
+        None if open_high or not highs else max(highs),
+    )
 
 
 def _date_emitter(code: str, kind: str) -> Emit | None:
     if kind in ("date", "dateTime", "instant"):
+
         def emit(v: Any, rows: IndexRows) -> None:
             if type(v) is str:
                 r = date_range(v)
                 if r:
                     rows.date.add(DateRow(code, r[0], r[1]))
+
         return emit
     if kind == "Period":
+
         def emit(v: Any, rows: IndexRows) -> None:
             if type(v) is not dict:
                 return
@@ -250,13 +295,16 @@ def _date_emitter(code: str, kind: str) -> Emit | None:
             re_ = date_range(e) if type(e) is str else None
             if rs or re_:
                 rows.date.add(DateRow(code, rs[0] if rs else None, re_[1] if re_ else None))
+
         return emit
     if kind == "Timing":
+
         def emit(v: Any, rows: IndexRows) -> None:
             if type(v) is dict:
                 b = _timing_bounds(v)
                 if b:
                     rows.date.add(DateRow(code, b[0], b[1]))
+
         return emit
     return None
 
@@ -273,10 +321,12 @@ def _num(v: Any) -> tuple[float, float, float] | None:
 
 def _number_emitter(code: str, kind: str) -> Emit | None:
     if kind in ("integer", "decimal"):
+
         def emit(v: Any, rows: IndexRows) -> None:
             r = _num(v)
             if r:
                 rows.number.add(NumberRow(code, r[0], r[1], r[2]))
+
         return emit
     return None
 
@@ -289,27 +339,44 @@ def _quantity_row(code: str, q: Any) -> QuantityRow | None:
         return None
     system, ucode = _str(q.get("system")), _str(q.get("code"))
     canon = canonical_quantity(r[0], system, ucode)
-    return QuantityRow(code, r[0], r[1], r[2], system, ucode, _str(q.get("unit")),
-                       canon[0] if canon else None, canon[1] if canon else None)
+    return QuantityRow(
+        code,
+        r[0],
+        r[1],
+        r[2],
+        system,
+        ucode,
+        _str(q.get("unit")),
+        canon[0] if canon else None,
+        canon[1] if canon else None,
+    )
 
 
 def _quantity_emitter(code: str, kind: str) -> Emit | None:
     if kind == "Quantity":
+
         def emit(v: Any, rows: IndexRows) -> None:
             row = _quantity_row(code, v)
             if row:
                 rows.quantity.add(row)
+
         return emit
     if kind == "Money":
+
         def emit(v: Any, rows: IndexRows) -> None:
             if type(v) is dict:
                 r = _num(v.get("value"))
                 if r:
                     cur = _str(v.get("currency"))
-                    rows.quantity.add(QuantityRow(code, r[0], r[1], r[2],
-                                                  ISO4217_SYSTEM if cur else None, cur, cur))
+                    rows.quantity.add(
+                        QuantityRow(
+                            code, r[0], r[1], r[2], ISO4217_SYSTEM if cur else None, cur, cur
+                        )
+                    )
+
         return emit
     if kind == "Range":
+
         def emit(v: Any, rows: IndexRows) -> None:
             if type(v) is not dict:
                 return
@@ -317,9 +384,18 @@ def _quantity_emitter(code: str, kind: str) -> Emit | None:
             ref = lo or hi
             if ref is None:
                 return
-            rows.quantity.add(QuantityRow(
-                code, ref.value, lo.value if lo else float("-inf"),
-                hi.value if hi else float("inf"), ref.system, ref.code, ref.unit))
+            rows.quantity.add(
+                QuantityRow(
+                    code,
+                    ref.value,
+                    lo.value if lo else float("-inf"),
+                    hi.value if hi else float("inf"),
+                    ref.system,
+                    ref.code,
+                    ref.unit,
+                )
+            )
+
         return emit
     return None
 
@@ -337,6 +413,7 @@ def _canonical_row(code: str, s: str) -> ReferenceRow:
 def _reference_emitter(code: str, kind: str, targets: tuple[str, ...]) -> Emit | None:
     single = targets[0] if len(targets) == 1 else None
     if kind == "Reference":
+
         def emit(v: Any, rows: IndexRows) -> None:
             if type(v) is not dict:
                 return
@@ -352,20 +429,25 @@ def _reference_emitter(code: str, kind: str, targets: tuple[str, ...]) -> Emit |
                 isys, ival = _str(ident.get("system")), _str(ident.get("value"))
             if rid or url or isys or ival:
                 rows.reference.add(ReferenceRow(code, rtype, rid, url, None, isys, ival))
+
         return emit
     if kind in ("uri", "string"):
+
         def emit(v: Any, rows: IndexRows) -> None:
             if type(v) is str and v:
                 rows.reference.add(_canonical_row(code, v))
+
         return emit
     return None
 
 
 def _uri_emitter(code: str, kind: str) -> Emit | None:
     if kind in ("uri", "string"):
+
         def emit(v: Any, rows: IndexRows) -> None:
             if type(v) is str and v:
                 rows.uri.add(UriRow(code, v))
+
         return emit
     return None
 

@@ -186,8 +186,13 @@ class IndexExtractor:
                 plan.fallback.append((part, compile_fhirpath(part)))
             except Exception as exc:  # antlr/fhirpathpy raise bare Exceptions
                 self.errors[(resource_type, p.code)] = f"{part}: {type(exc).__name__}: {exc}"
-                log.warning("search parameter %s on %s: %r does not compile: %s",
-                            p.url, resource_type, part, exc)
+                log.warning(
+                    "search parameter %s on %s: %r does not compile: %s",
+                    p.url,
+                    resource_type,
+                    part,
+                    exc,
+                )
         return plan
 
     @staticmethod
@@ -229,13 +234,19 @@ class IndexExtractor:
         return rows
 
     @staticmethod
-    def _eval_fallback(plan: ParamPlan, fn: Callable[..., list[Any]], resource: dict,
-                       rows: IndexRows) -> None:
+    def _eval_fallback(
+        plan: ParamPlan, fn: Callable[..., list[Any]], resource: dict, rows: IndexRows
+    ) -> None:
         try:
             nodes = fn(resource, None)
         except Exception as exc:  # never fail a write because one expression misbehaves
-            log.warning("search parameter %s failed on %s/%s: %s", plan.param.url,
-                        resource.get("resourceType"), resource.get("id"), exc)
+            log.warning(
+                "search parameter %s failed on %s/%s: %s",
+                plan.param.url,
+                resource.get("resourceType"),
+                resource.get("id"),
+                exc,
+            )
             return
         for node in nodes:
             data, ty = node_type(node)

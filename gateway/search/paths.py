@@ -127,7 +127,7 @@ def _unwrap_prefix_parens(part: str) -> str:
         end = _matching_paren(part)
         if end < 0:
             return part
-        rest = part[end + 1:]
+        rest = part[end + 1 :]
         if rest and not rest.startswith("."):
             return part
         part = part[1:end].strip() + rest

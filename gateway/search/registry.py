@@ -152,7 +152,7 @@ def _split_for_type_cached(expression: str, resource_type: str) -> tuple[str, ..
         elif head in BASE_TYPES:
             # Rewrite the type prefix: 'Resource.meta.tag' → 'Observation.meta.tag'.
             s = m.start(1)  # type: ignore[union-attr]
-            out.append(part[:s] + resource_type + part[s + len(head):])
+            out.append(part[:s] + resource_type + part[s + len(head) :])
         elif head and head[0].islower() and part.startswith(head):
             # No type prefix ('name | alias'): relative to the resource itself.
             out.append(f"{resource_type}.{part}")

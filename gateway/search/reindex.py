@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, func, insert, or_, select, tuple_
+from sqlalchemy import and_, delete, func, or_, select, tuple_
 
 from gateway.search.extract import IndexExtractor
 from gateway.search.registry import SearchParamRegistry
+from gateway.store.bulk import insert_rows
 from gateway.store.engine import create_engine
-from gateway.store.index_rows import table_rows
+from gateway.store.index_rows import COLUMNS, table_rows
 from gateway.store.tables import INDEX_TABLES, resources
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -56,15 +57,14 @@ async def reindex_engine(engine: Any, extractor: Any, progress: Progress | None 
 
 async def _replace(conn: Any, extractor: Any, rows: list[Any]) -> None:
     keys = [(r.res_type, r.res_id) for r in rows]
-    inserts: dict[str, list[dict[str, Any]]] = {}
+    inserts: dict[str, list[tuple[Any, ...]]] = {}
     for r in rows:
         doc = orjson.loads(r.content)
         for kind, items in table_rows(r.res_type, r.res_id, extractor.extract(doc)).items():
             inserts.setdefault(kind, []).extend(items)
     for kind, table in INDEX_TABLES.items():
         await conn.execute(delete(table).where(tuple_(table.c.res_type, table.c.res_id).in_(keys)))
-        if inserts.get(kind):
-            await conn.execute(insert(table), inserts[kind])
+        await insert_rows(conn, table, COLUMNS[kind], inserts.get(kind, []))
 
 
 async def reindex_async(

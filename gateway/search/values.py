@@ -87,8 +87,14 @@ def date_range(value: str) -> tuple[datetime, datetime] | None:
             frac = g("f")
             micro = int((frac + "000000")[:6]) if frac else 0
             low = datetime(
-                year, int(g("m")), int(g("d")), int(g("H")), int(g("M")),
-                int(g("S") or 0), micro, tzinfo=UTC,
+                year,
+                int(g("m")),
+                int(g("d")),
+                int(g("H")),
+                int(g("M")),
+                int(g("S") or 0),
+                micro,
+                tzinfo=UTC,
             )
             if g("S") is None:
                 step = timedelta(minutes=1)
@@ -163,8 +169,9 @@ def ucum_table() -> dict[str, tuple[float, str]]:
     return {code: (float(f), canon) for code, (f, canon) in raw["units"].items()}
 
 
-def canonical_quantity(value: float, system: str | None, code: str | None
-                       ) -> tuple[float, str] | None:
+def canonical_quantity(
+    value: float, system: str | None, code: str | None
+) -> tuple[float, str] | None:
     """UCUM canonical (value, code) when the unit is UCUM and in the table, else None.
 
     1 g → (1.0, 'g'); 1000 mg → (1.0, 'g'); 5 mmol/L → (0.005, 'mol/L'). Values are rounded to

@@ -6,35 +6,54 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
+from gateway.search import rows as row_types
 from gateway.search.rows import IndexRows
 from gateway.store import clock
 from gateway.store.tables import TIME_MAX, TIME_MIN
+
+_ROW_CLASSES = {
+    "token": row_types.TokenRow,
+    "string": row_types.StringRow,
+    "date": row_types.DateRow,
+    "number": row_types.NumberRow,
+    "quantity": row_types.QuantityRow,
+    "reference": row_types.ReferenceRow,
+    "uri": row_types.UriRow,
+}
+# Each index table's columns, in the order table_rows() lays out its tuples.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    kind: ("res_type", "res_id", *(f.name for f in fields(cls)))
+    for kind, cls in _ROW_CLASSES.items()
+}
+_FIELDS = {kind: cols[2:] for kind, cols in COLUMNS.items()}
 
 
 def _date_bound(value: datetime | None, default: int) -> int:
     return default if value is None else clock.from_datetime(value)
 
 
-def table_rows(res_type: str, res_id: str, rows: IndexRows) -> dict[str, list[dict[str, Any]]]:
-    """Rows ready for INSERT, keyed by index kind (token, string, …)."""
-    out: dict[str, list[dict[str, Any]]] = {}
+def table_rows(res_type: str, res_id: str, rows: IndexRows) -> dict[str, list[tuple[Any, ...]]]:
+    """Rows ready for bulk INSERT (tuples in COLUMNS order), keyed by index kind."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
     for kind in IndexRows.TABLES:
         items = getattr(rows, kind)
         if not items:
             continue
-        converted = []
-        names: tuple[str, ...] | None = None
-        for row in items:
-            # Rows are flat: a field walk, not dataclasses.asdict (which deep-copies).
-            names = names or tuple(f.name for f in fields(row))
-            d = {n: getattr(row, n) for n in names}
-            if kind == "date":
-                d["low"] = _date_bound(d["low"], TIME_MIN)
-                d["high"] = _date_bound(d["high"], TIME_MAX)
-            d["res_type"] = res_type
-            d["res_id"] = res_id
-            converted.append(d)
-        out[kind] = converted
+        if kind == "date":
+            out[kind] = [
+                (
+                    res_type,
+                    res_id,
+                    r.param,
+                    _date_bound(r.low, TIME_MIN),
+                    _date_bound(r.high, TIME_MAX),
+                )
+                for r in items
+            ]
+            continue
+        names = _FIELDS[kind]
+        # Rows are flat: a field walk, not dataclasses.astuple (which deep-copies).
+        out[kind] = [(res_type, res_id, *(getattr(r, n) for n in names)) for r in items]
     return out
 
 

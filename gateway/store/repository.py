@@ -10,18 +10,19 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import and_, bindparam, delete, func, insert, select, text, tuple_, update
+from sqlalchemy import and_, bindparam, delete, func, select, text, true, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.fhir import outcomes
 from gateway.fhir.context import RequestContext
 from gateway.store import clock
-from gateway.store.index_rows import changed_kinds, table_rows
+from gateway.store.bulk import insert_rows
+from gateway.store.index_rows import COLUMNS, changed_kinds, table_rows
 from gateway.store.model import Event, Stored, Write
 from gateway.store.tables import INDEX_TABLES, history, outbox, resources
 
@@ -31,6 +32,26 @@ if TYPE_CHECKING:
 WriteHook = Callable[["Repository", Write, Stored | None], Awaitable[None]]
 
 _CHUNK = 500
+_RESOURCE_COLUMNS = ("res_type", "res_id", "version", "last_updated", "deleted", "content")
+_HISTORY_COLUMNS = (
+    "res_type",
+    "res_id",
+    "version",
+    "last_updated",
+    "method",
+    "deleted",
+    "content",
+    "principal",
+)
+_OUTBOX_COLUMNS = (
+    "res_type",
+    "res_id",
+    "version",
+    "action",
+    "created_at",
+    "principal",
+    "published",
+)
 
 
 @dataclass(slots=True)
@@ -179,7 +200,12 @@ class Repository:
             conds.append(history.c.last_updated <= at)
         if cursor is not None:
             conds.append(history.c.hid < cursor)
-        q = select(history).where(and_(*conds)).order_by(history.c.hid.desc()).limit(count + 1)
+        q = (
+            select(history)
+            .where(and_(true(), *conds))
+            .order_by(history.c.hid.desc())
+            .limit(count + 1)
+        )
         async with self._reading() as conn:
             rows = (await conn.execute(q)).all()
         entries = [(r.hid, _row_to_stored(r)) for r in rows[:count]]
@@ -190,7 +216,7 @@ class Repository:
         self, res_type: str | None = None, res_id: str | None = None, since: int | None = None
     ) -> int:
         conds = _history_conditions(res_type, res_id, since)
-        q = select(func.count()).select_from(history).where(and_(*conds))
+        q = select(func.count()).select_from(history).where(and_(true(), *conds))
         async with self._reading() as conn:
             return int((await conn.execute(q)).scalar_one())
 
@@ -245,6 +271,41 @@ class Repository:
         async with self.transaction() as tx:
             return await tx._apply(writes)
 
+    async def amend(self, changes: Sequence[tuple[Stored, dict[str, Any]]]) -> list[Stored]:
+        """Replace the content of versions written earlier in this transaction, keeping their
+        version (a transaction resolves conditional references after its writes). Index rows
+        are rebuilt; no new version, no new event."""
+        assert self.conn is not None and self._tx is not None, "amend() needs a transaction"
+        out: list[Stored] = []
+        for st, resource in changes:
+            doc = _with_meta(resource, st.res_id, st.version, st.last_updated)
+            content = orjson.dumps(doc)
+            key = (resources.c.res_type == st.res_type, resources.c.res_id == st.res_id)
+            await self.conn.execute(
+                update(resources)
+                .where(*key, resources.c.version == st.version)
+                .values(content=content)
+            )
+            await self.conn.execute(
+                update(history)
+                .where(
+                    history.c.res_type == st.res_type,
+                    history.c.res_id == st.res_id,
+                    history.c.version == st.version,
+                )
+                .values(content=content)
+            )
+            rows = table_rows(st.res_type, st.res_id, self.store.extractor.extract(doc))
+            for kind, table in INDEX_TABLES.items():
+                await self.conn.execute(
+                    delete(table).where(
+                        table.c.res_type == st.res_type, table.c.res_id == st.res_id
+                    )
+                )
+                await insert_rows(self.conn, table, COLUMNS[kind], rows.get(kind, []))
+            out.append(replace(st, content=content))
+        return out
+
     async def _current_for_update(
         self, keys: list[tuple[str, str]]
     ) -> dict[tuple[str, str], Stored]:
@@ -268,7 +329,7 @@ class Repository:
         )
         current: dict[tuple[str, str], Stored | None] = dict(original)
         final_docs: dict[tuple[str, str], dict[str, Any] | None] = {}
-        hist_rows: list[dict[str, Any]] = []
+        hist_rows: list[tuple[Any, ...]] = []
         results: list[Stored | None] = []
         events: list[Event] = []
         for w in writes:
@@ -303,16 +364,16 @@ class Repository:
             final_docs[key] = doc
             results.append(stored)
             hist_rows.append(
-                {
-                    "res_type": w.res_type,
-                    "res_id": w.res_id,
-                    "version": version,
-                    "last_updated": ts,
-                    "method": w.method,
-                    "deleted": doc is None,
-                    "content": content,
-                    "principal": self.ctx.principal,
-                }
+                (
+                    w.res_type,
+                    w.res_id,
+                    version,
+                    ts,
+                    w.method,
+                    doc is None,
+                    content,
+                    self.ctx.principal,
+                )
             )
             events.append(Event(w.res_type, w.res_id, version, action, self.ctx.principal))
         if hist_rows:
@@ -337,28 +398,35 @@ class Repository:
         original: dict[tuple[str, str], Stored],
         current: dict[tuple[str, str], Stored | None],
         final_docs: dict[tuple[str, str], dict[str, Any] | None],
-        hist_rows: list[dict[str, Any]],
+        hist_rows: list[tuple[Any, ...]],
         events: list[Event],
     ) -> None:
         conn = self.conn
         assert conn is not None
         extract = self.store.extractor.extract
-        new_rows, upd_rows = [], []
+        new_rows: list[tuple[Any, ...]] = []
+        upd_rows: list[dict[str, Any]] = []
         idx_delete: dict[str, list[dict[str, str]]] = {}
-        idx_insert: dict[str, list[dict[str, Any]]] = {}
+        idx_insert: dict[str, list[tuple[Any, ...]]] = {}
         for key, doc in final_docs.items():
             st = current[key]
             assert st is not None
-            row = {
-                "res_type": key[0],
-                "res_id": key[1],
-                "version": st.version,
-                "last_updated": st.last_updated,
-                "deleted": st.deleted,
-                "content": st.content,
-            }
             before = original.get(key)
-            (upd_rows if before is not None else new_rows).append(row)
+            if before is None:
+                new_rows.append(
+                    (key[0], key[1], st.version, st.last_updated, st.deleted, st.content)
+                )
+            else:
+                upd_rows.append(
+                    {
+                        "b_type": key[0],
+                        "b_id": key[1],
+                        "version": st.version,
+                        "last_updated": st.last_updated,
+                        "deleted": st.deleted,
+                        "content": st.content,
+                    }
+                )
             old_idx = (
                 extract(orjson.loads(before.content)) if before and not before.deleted else None
             )
@@ -371,8 +439,7 @@ class Repository:
                 if old_idx is not None:
                     idx_delete.setdefault(kind, []).append({"t": key[0], "i": key[1]})
                 idx_insert.setdefault(kind, []).extend(new_tables.get(kind, ()))
-        if new_rows:
-            await conn.execute(insert(resources), new_rows)
+        await insert_rows(conn, resources, _RESOURCE_COLUMNS, new_rows)
         if upd_rows:
             stmt = (
                 update(resources)
@@ -385,18 +452,8 @@ class Repository:
                     content=bindparam("content"),
                 )
             )
-            await conn.execute(
-                stmt,
-                [
-                    {
-                        **{k: v for k, v in r.items() if k not in ("res_type", "res_id")},
-                        "b_type": r["res_type"],
-                        "b_id": r["res_id"],
-                    }
-                    for r in upd_rows
-                ],
-            )
-        await conn.execute(insert(history), hist_rows)
+            await conn.execute(stmt, upd_rows)
+        await insert_rows(conn, history, _HISTORY_COLUMNS, hist_rows)
         for kind, keys in idx_delete.items():
             table = INDEX_TABLES[kind]
             stmt = delete(table).where(
@@ -404,21 +461,11 @@ class Repository:
             )
             await conn.execute(stmt, keys)
         for kind, rows in idx_insert.items():
-            if rows:
-                await conn.execute(insert(INDEX_TABLES[kind]), rows)
+            await insert_rows(conn, INDEX_TABLES[kind], COLUMNS[kind], rows)
         now = clock.now_us()
-        await conn.execute(
-            insert(outbox),
-            [
-                {
-                    "res_type": e.res_type,
-                    "res_id": e.res_id,
-                    "version": e.version,
-                    "action": e.action,
-                    "created_at": now,
-                    "principal": e.principal,
-                    "published": False,
-                }
-                for e in events
-            ],
+        await insert_rows(
+            conn,
+            outbox,
+            _OUTBOX_COLUMNS,
+            [(e.res_type, e.res_id, e.version, e.action, now, e.principal, False) for e in events],
         )

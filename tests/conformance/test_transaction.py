@@ -221,11 +221,6 @@ async def test_urn_uuid_references_are_rewritten_to_assigned_ids(client):
         assert "urn:uuid:" not in json.dumps(await read(client, ref))
 
 
-@pytest.mark.xfail(
-    reason="BUG: urn:uuid fullUrls are only rewritten in Reference.reference, not in uri "
-    "elements or narrative <a href> (http.html: 'Servers SHALL replace all matching links')",
-    strict=True,
-)
 async def test_urn_uuid_in_uri_element_and_narrative_is_rewritten(client):
     obs = observation(U1)
     obs["extension"] = [{"url": "http://example.org/fhir/StructureDefinition/source",
@@ -276,12 +271,6 @@ async def test_conditional_reference_with_two_matches_fails_with_412(client):
     await _assert_nothing_changed(client, before, kept)
 
 
-@pytest.mark.xfail(
-    reason="BUG: conditional references are resolved before the transaction's DELETEs run, so "
-    "an Observation is stored pointing at a Patient deleted by the same transaction "
-    "(http.html order: DELETE first, 'Resolve any conditional references' last)",
-    strict=True,
-)
 async def test_conditional_reference_is_resolved_after_deletes(client):
     doomed = await create(client, patient("doomed"))
     before = await all_versions(client)
@@ -295,12 +284,6 @@ async def test_conditional_reference_is_resolved_after_deletes(client):
     assert await all_versions(client) == before
 
 
-@pytest.mark.xfail(
-    reason="BUG: conditional references are resolved before the transaction's POSTs run, so a "
-    "reference to a Patient created in the same transaction fails (http.html order: POST is "
-    "step 2, 'Resolve any conditional references' step 5)",
-    strict=True,
-)
 async def test_conditional_reference_sees_resource_created_in_same_transaction(client):
     bundle = tx(
         entry("POST", "Observation", observation(f"Patient?identifier={SYS}|born-here")),
@@ -391,13 +374,6 @@ async def test_get_entry_sees_resources_written_by_the_transaction(client):
     assert entries[1]["resource"]["id"] == "order-put"
 
 
-@pytest.mark.xfail(
-    reason="BUG: ifNoneExist is evaluated before the transaction's DELETEs run, so it matches a "
-    "Patient the same transaction deletes: the entries then 'overlap' (400) or nothing is "
-    "created (http.html: DELETE is step 1, POST step 2; 'The outcome of processing the "
-    "transaction SHALL NOT depend on the order of the resources in the transaction')",
-    strict=True,
-)
 @pytest.mark.parametrize("delete_url", ["direct", "conditional"])
 async def test_delete_runs_before_conditional_create(client, delete_url):
     old = await create(client, patient("swap"))
@@ -457,12 +433,6 @@ async def test_fhirpath_patch_entry_is_applied_or_the_whole_transaction_rejected
         await _assert_nothing_changed(client, before, target)
 
 
-@pytest.mark.xfail(
-    reason="BUG/gap: a JSON Patch carried as a Binary (contentType application/json-patch+json) "
-    "in a transaction PATCH entry is rejected (GW-1020); the gateway only takes a bare JSON "
-    "array as entry.resource, which is not a FHIR resource",
-    strict=True,
-)
 async def test_binary_json_patch_entry(client):
     target = await create(client, patient("bp", gender="male"))
     ops = [{"op": "replace", "path": "/gender", "value": "female"}]

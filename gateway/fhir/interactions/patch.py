@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import jsonpatch
@@ -18,12 +19,31 @@ from gateway.store.model import Stored, Write
 
 def _operations(call: Call) -> list[dict[str, Any]]:
     doc = call.req.json_body if call.req.json_body is not None else parse_json(call.req.body)
+    if isinstance(doc, dict) and doc.get("resourceType") == "Binary":
+        doc = _binary_patch(doc, call.req.where or "Binary")
     if not isinstance(doc, list):
         raise outcomes.bad_request(
             "A JSON Patch body must be an array of operations (application/json-patch+json)",
             gw="GW-1020",
         )
     return doc
+
+
+def _binary_patch(binary: dict[str, Any], where: str) -> Any:
+    """A JSON Patch carried in a transaction entry as a Binary (R4 http.html#patch: the entry
+    resource must be a resource, so the patch document travels base64-encoded)."""
+    if binary.get("contentType") != "application/json-patch+json":
+        raise outcomes.bad_request(
+            "A PATCH entry's Binary must have contentType application/json-patch+json",
+            f"{where}.contentType",
+            "GW-1027",
+        )
+    try:
+        return orjson.loads(base64.b64decode(binary.get("data") or "", validate=True))
+    except (ValueError, orjson.JSONDecodeError):
+        raise outcomes.bad_request(
+            "Binary.data is not base64-encoded JSON", f"{where}.data", "GW-1027"
+        ) from None
 
 
 def _apply_patch(call: Call, stored: Stored, ops: list[dict[str, Any]]) -> dict[str, Any]:
