@@ -19,7 +19,7 @@ from sqlalchemy import and_, delete, func, or_, select, tuple_
 from gateway.search.extract import IndexExtractor
 from gateway.search.registry import SearchParamRegistry
 from gateway.store.bulk import insert_rows
-from gateway.store.engine import create_engine
+from gateway.store.engine import WRITE, create_engine
 from gateway.store.index_rows import COLUMNS, table_rows
 from gateway.store.tables import INDEX_TABLES, resources
 
@@ -43,11 +43,16 @@ async def reindex_engine(engine: Any, extractor: Any, progress: Progress | None 
                 or_(R.res_type > after[0], and_(R.res_type == after[0], R.res_id > after[1]))
             )
         q = q.order_by(R.res_type, R.res_id).limit(BATCH)
-        async with engine.begin() as conn:
-            rows = (await conn.execute(q)).all()
-            if not rows:
-                break
-            await _replace(conn, extractor, rows)
+        # A write transaction from the start (BEGIN IMMEDIATE on SQLite): a read transaction
+        # that later writes fails at once if another writer committed in between.
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(**WRITE)
+            async with conn.begin():
+                rows = (await conn.execute(q)).all()
+                if rows:
+                    await _replace(conn, extractor, rows)
+        if not rows:
+            break
         after = (rows[-1].res_type, rows[-1].res_id)
         done += len(rows)
         if progress:
