@@ -27,14 +27,22 @@ class UnresolvedLink(Exception):
         self.node, self.ref = node, ref
 
 
+def placeholders_of(idmap: dict[str, str]) -> dict[str, str]:
+    """The `urn:uuid:`/`urn:oid:` part of an idmap: links rewritten outside references too."""
+    return {k: v for k, v in idmap.items() if k.startswith(_PLACEHOLDER)}
+
+
 def rewrite_links(
-    resource: dict[str, Any], idmap: dict[str, str], is_conditional: Callable[[str], bool]
+    resource: dict[str, Any],
+    idmap: dict[str, str],
+    placeholders: dict[str, str],
+    is_conditional: Callable[[str], bool],
 ) -> list[dict[str, Any]]:
-    """Rewrite every link to a fullUrl of the bundle (idmap: fullUrl → 'Type/id'). Returns the
-    Reference objects whose `reference` is a conditional reference. Raises UnresolvedLink for
-    a placeholder reference (urn:uuid:…) that names no entry."""
+    """Rewrite every link to a fullUrl of the bundle (idmap: fullUrl → 'Type/id';
+    placeholders: placeholders_of(idmap)). Returns the Reference objects whose `reference` is
+    a conditional reference. Raises UnresolvedLink for a placeholder reference (urn:uuid:…)
+    that names no entry."""
     conditional: list[dict[str, Any]] = []
-    placeholders = {k: v for k, v in idmap.items() if k.startswith(_PLACEHOLDER)}
     stack: list[Any] = [resource]
     while stack:
         node = stack.pop()

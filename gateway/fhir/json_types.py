@@ -2,7 +2,8 @@
 
 pydantic's lax mode turns `"active": "yes"` into True and `"valueInteger": "5"` into 5; FHIR
 JSON requires a JSON boolean and a JSON number (R4 json.html §2.6.2). This walker reads each
-model's field annotations once and checks that every primitive has its JSON type.
+model's field annotations once and checks that every primitive has its JSON type, and that
+every nested resource (contained, Bundle.entry.resource, Parameters) names a known type.
 """
 
 from __future__ import annotations
@@ -143,7 +144,17 @@ def _check(
 
         rtype = value.get("resourceType")
         model = model_class(rtype) if isinstance(rtype, str) else None
-        if model is not None:
-            _walk(value, model, path, issues)
+        if model is None:  # json.html: every resource, contained ones too, names its type
+            what = f"unknown resourceType {rtype!r:.40}" if rtype is not None else "no resourceType"
+            issues.append(
+                Issue(
+                    "structure",
+                    f"{path}: a resource with {what}",
+                    "GW-1105",
+                    expression=(f"{path}.resourceType",),
+                )
+            )
+            return
+        _walk(value, model, path, issues)
         return
     _walk(value, child, path, issues)

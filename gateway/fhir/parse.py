@@ -131,6 +131,11 @@ def validate_resource(resource: Any, expected_type: str | None = None, where: st
         raise outcomes.bad_request(
             "The resource is nested too deeply", where or rtype, gw="GW-1103"
         ) from None
+    except KeyError:  # fhir_core's lookup of a nested resource's unknown resourceType
+        issues = check_json_types(resource, cls, where or rtype)
+        raise outcomes.invalid_content(
+            issues or [outcomes.Issue("structure", "Unknown nested resource type", "GW-1105")]
+        ) from None
     except (ValueError, TypeError) as exc:  # fhir.resources raises these from root validators
         raise outcomes.bad_request(
             f"Invalid resource: {exc}", where or rtype, gw="GW-1101"

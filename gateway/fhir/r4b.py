@@ -45,10 +45,44 @@ def _complex_list_keys(cls: type) -> dict[str, str]:
     return keys
 
 
+def _strip_resource_type(cls: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """What FHIRAbstractModel.__init__ did before pydantic validated the fields: resourceType
+    (not a field) must name the model's type, and is dropped (on a copy: the caller's JSON
+    stays as written)."""
+    rtype = data.get("resource_type")
+    if "resourceType" not in cls.model_fields and data.get("resourceType") is not None:
+        rtype = data["resourceType"]
+    if rtype is not None and rtype != cls.__resource_type__:
+        error: InitErrorDetails = {
+            "type": PydanticCustomError(
+                "fhir-validation-wrong-resource-type",
+                "``{module_name}.{class_name}`` expects resource type ``{expected_resource_type}``,"
+                " but got ``{resource_type}``.",
+                {
+                    "module_name": cls.__module__,
+                    "class_name": cls.__name__,
+                    "expected_resource_type": cls.__resource_type__,
+                    "resource_type": rtype,
+                },
+            ),
+            "loc": ("resource_type",),
+            "input": rtype,
+        }
+        raise ValidationError.from_exception_data(cls.__name__, [error])
+    drop = (
+        {"resource_type"}
+        if "resourceType" in cls.model_fields
+        else {"resource_type", "resourceType"}
+    )
+    return {k: v for k, v in data.items() if k not in drop}
+
+
 def _reject_null_complex_elements(cls: type, data: Any) -> Any:
     """A null inside a list of complex types has no meaning in FHIR (fhir_core's check)."""
     if not isinstance(data, dict):
         return data
+    if "resourceType" in data or "resource_type" in data:
+        data = _strip_resource_type(cls, data)
     keys = _COMPLEX_LIST_KEYS.get(cls)
     if keys is None:
         keys = _complex_list_keys(cls)
@@ -144,6 +178,10 @@ def _install() -> None:
         )
     FHIRAbstractModel.reject_null_complex_elements = classmethod(_reject_null_complex_elements)  # type: ignore[assignment,method-assign]
     FHIRAbstractModel.validate_after_model_construction = _validate_after_model_construction  # type: ignore[assignment,method-assign]
+    # pydantic calls a model's own __init__ from inside validation (one more validator pass per
+    # element); FHIRAbstractModel.__init__ only checks and drops resourceType, which the
+    # before-validator above now does, so let pydantic validate the fields directly.
+    FHIRAbstractModel.__init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
     FHIRAbstractModel._gateway_fast_validators = True  # type: ignore[attr-defined]
 
 

@@ -6,6 +6,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from functools import lru_cache
 
 _lock = threading.Lock()
 _last = 0
@@ -25,7 +26,14 @@ def to_datetime(us: int) -> datetime:
 
 def to_instant(us: int) -> str:
     """FHIR instant, UTC, microsecond precision: 2026-11-22T05:45:38.123456Z."""
-    return to_datetime(us).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    seconds, micros = divmod(us, 1_000_000)
+    return f"{_instant_seconds(seconds)}.{micros:06d}Z"
+
+
+@lru_cache(maxsize=256)
+def _instant_seconds(seconds: int) -> str:
+    # A bundle stamps thousands of versions within the same few seconds.
+    return to_datetime(seconds * 1_000_000).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def to_http_date(us: int) -> str:

@@ -14,8 +14,12 @@ SYS = "http://example.org/fhir/sid/mrn"  # a plain local identifier system
 def patient(value: str | None = None, **extra: Any) -> dict[str, Any]:
     """A Patient that also satisfies the gateway's default CN Patient profile (name, gender and
     birthDate are required there), so these tests exercise the REST core, not the profile."""
-    res: dict[str, Any] = {"resourceType": "Patient", "name": [{"text": "测试患者"}],
-                           "gender": "unknown", "birthDate": "1990-01-01"}
+    res: dict[str, Any] = {
+        "resourceType": "Patient",
+        "name": [{"text": "测试患者"}],
+        "gender": "unknown",
+        "birthDate": "1990-01-01",
+    }
     if value is not None:
         res["identifier"] = [{"system": SYS, "value": value}]
     res.update(extra)

@@ -26,15 +26,16 @@ from ._helpers import (
 async def test_entries_fail_independently(client):
     kept = await create(client, patient("kept", gender="male"))
     bundle = tx(
-        entry("POST", "Patient", patient("b-ok-1")),                                 # 0 ok
-        entry("POST", "Patient", patient("b-bad", birthDate="2024-02-31")),          # 1 invalid
-        entry("GET", "Patient/does-not-exist"),                                      # 2 404
-        entry("PUT", "Patient/batch-put", patient("b-ok-2", id="batch-put")),        # 3 ok
-        entry("PUT", f"Patient/{kept['id']}", {**kept, "gender": "female"},
-              ifMatch='W/"42"'),                                                     # 4 412
-        entry("POST", "Nope", {"resourceType": "Nope"}),                             # 5 unknown
-        entry("GET", f"Patient/{kept['id']}"),                                       # 6 ok
-        entry("DELETE", "Patient/batch-nothing"),                                    # 7 ok
+        entry("POST", "Patient", patient("b-ok-1")),  # 0 ok
+        entry("POST", "Patient", patient("b-bad", birthDate="2024-02-31")),  # 1 invalid
+        entry("GET", "Patient/does-not-exist"),  # 2 404
+        entry("PUT", "Patient/batch-put", patient("b-ok-2", id="batch-put")),  # 3 ok
+        entry(
+            "PUT", f"Patient/{kept['id']}", {**kept, "gender": "female"}, ifMatch='W/"42"'
+        ),  # 4 412
+        entry("POST", "Nope", {"resourceType": "Nope"}),  # 5 unknown
+        entry("GET", f"Patient/{kept['id']}"),  # 6 ok
+        entry("DELETE", "Patient/batch-nothing"),  # 7 ok
         kind="batch",
     )
     r = await client.post("", json=bundle)

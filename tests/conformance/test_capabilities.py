@@ -10,8 +10,17 @@ from __future__ import annotations
 
 import pytest
 
-TYPE_INTERACTIONS = {"read", "vread", "update", "patch", "delete", "history-instance",
-                     "history-type", "create", "search-type"}
+TYPE_INTERACTIONS = {
+    "read",
+    "vread",
+    "update",
+    "patch",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+}
 
 VALUES = {
     "token": "http://example.org|x",
@@ -68,15 +77,34 @@ async def test_every_listed_type_answers_a_search(client, capability):
     assert not bad, bad
 
 
-@pytest.mark.parametrize("rtype", ["Patient", "Observation", "Encounter", "Practitioner",
-                                   "Organization", "Condition", "CarePlan"])
+@pytest.mark.parametrize(
+    "rtype",
+    [
+        "Patient",
+        "Observation",
+        "Encounter",
+        "Practitioner",
+        "Organization",
+        "Condition",
+        "CarePlan",
+    ],
+)
 async def test_every_listed_search_param_is_accepted(client, capability, rtype):
     params = resource_entry(capability, rtype).get("searchParam", [])
     assert params
     if rtype == "Patient":
         names = {p["name"] for p in params}
-        assert {"_id", "_lastUpdated", "identifier", "name", "family", "given", "birthdate",
-                "gender", "address-city"} <= names
+        assert {
+            "_id",
+            "_lastUpdated",
+            "identifier",
+            "name",
+            "family",
+            "given",
+            "birthdate",
+            "gender",
+            "address-city",
+        } <= names
     rejected = []
     for p in params:
         value = VALUES.get(p["type"])

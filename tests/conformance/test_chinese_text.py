@@ -12,10 +12,18 @@ import json
 
 from ._helpers import SYS, entry, patient, tx
 
-ZHANG = patient("zh-1", name=[{"text": "张三", "family": "张", "given": ["三"]}], gender="male",
-                address=[{"city": "广州市", "district": "越秀区", "line": ["中山五路 1 号"]}])
-OUYANG = patient("zh-2", name=[{"text": "欧阳娜娜", "family": "欧阳", "given": ["娜娜"]}],
-                 gender="female", address=[{"city": "深圳市", "district": "南山区"}])
+ZHANG = patient(
+    "zh-1",
+    name=[{"text": "张三", "family": "张", "given": ["三"]}],
+    gender="male",
+    address=[{"city": "广州市", "district": "越秀区", "line": ["中山五路 1 号"]}],
+)
+OUYANG = patient(
+    "zh-2",
+    name=[{"text": "欧阳娜娜", "family": "欧阳", "given": ["娜娜"]}],
+    gender="female",
+    address=[{"city": "深圳市", "district": "南山区"}],
+)
 
 
 def utf8(doc) -> bytes:
@@ -23,8 +31,11 @@ def utf8(doc) -> bytes:
 
 
 async def post_raw(client, doc) -> dict:
-    r = await client.post(f"/{doc['resourceType']}", content=utf8(doc),
-                          headers={"content-type": "application/fhir+json; charset=utf-8"})
+    r = await client.post(
+        f"/{doc['resourceType']}",
+        content=utf8(doc),
+        headers={"content-type": "application/fhir+json; charset=utf-8"},
+    )
     assert r.status_code == 201, r.text
     return r
 
@@ -33,7 +44,9 @@ async def test_round_trip_is_exact_utf8(client):
     for doc in (ZHANG, OUYANG):
         created = await post_raw(client, doc)
         assert created.headers["content-type"].lower().replace(" ", "") in (
-            "application/fhir+json", "application/fhir+json;charset=utf-8")
+            "application/fhir+json",
+            "application/fhir+json;charset=utf-8",
+        )
         body = created.json()
         read = await client.get(f"/Patient/{body['id']}")
         assert read.status_code == 200
@@ -55,8 +68,11 @@ async def test_search_by_chinese_name_prefix(client):
     async def ids(**params) -> list[str]:
         r = await client.get("/Patient", params=params)
         assert r.status_code == 200, r.text
-        return sorted(e["resource"]["id"] for e in r.json().get("entry", [])
-                      if e.get("search", {}).get("mode", "match") == "match")
+        return sorted(
+            e["resource"]["id"]
+            for e in r.json().get("entry", [])
+            if e.get("search", {}).get("mode", "match") == "match"
+        )
 
     assert await ids(name="张") == [zhang["id"]]
     assert await ids(name="张三") == [zhang["id"]]
@@ -87,8 +103,12 @@ async def test_search_by_chinese_city(client):
 
 
 async def test_chinese_text_in_transaction_and_history(client):
-    r = await client.post("", content=utf8(tx(entry("POST", "Patient", ZHANG),
-                                              entry("GET", f"Patient?identifier={SYS}|zh-1"))))
+    r = await client.post(
+        "",
+        content=utf8(
+            tx(entry("POST", "Patient", ZHANG), entry("GET", f"Patient?identifier={SYS}|zh-1"))
+        ),
+    )
     assert r.status_code == 200
     assert "张三".encode() in r.content and b"\\u" not in r.content
     found = r.json()["entry"][1]["resource"]["entry"][0]["resource"]

@@ -27,9 +27,15 @@ from ._helpers import SYS, all_versions, assert_outcome, create, expressions, pa
 
 
 # --- malformed bodies --------------------------------------------------------------------
-@pytest.mark.parametrize("method, url", [
-    ("POST", "/Patient"), ("PUT", "/Patient/p1"), ("POST", ""), ("PUT", "/Patient?identifier=a|b"),
-])
+@pytest.mark.parametrize(
+    "method, url",
+    [
+        ("POST", "/Patient"),
+        ("PUT", "/Patient/p1"),
+        ("POST", ""),
+        ("PUT", "/Patient?identifier=a|b"),
+    ],
+)
 @pytest.mark.parametrize(
     "body", [b"{bad", b'{"resourceType": "Patient",}', b"[1, 2", b"\xff\xfe{}"]
 )
@@ -39,8 +45,10 @@ async def test_malformed_json_is_400(client, method, url, body):
     assert await all_versions(client) == []
 
 
-@pytest.mark.parametrize("ctype", ["application/xml", "text/plain", "application/fhir+xml",
-                                   "multipart/form-data; boundary=x"])
+@pytest.mark.parametrize(
+    "ctype",
+    ["application/xml", "text/plain", "application/fhir+xml", "multipart/form-data; boundary=x"],
+)
 @pytest.mark.parametrize(
     "method, url", [("POST", "/Patient"), ("PUT", "/Patient/p1"), ("POST", "")]
 )
@@ -54,20 +62,28 @@ async def test_unsupported_content_type_is_415(client, ctype, method, url):
 
 
 # --- invalid content: 400 and the FHIRPath of the element --------------------------------
-@pytest.mark.parametrize("change, path", [
-    pytest.param({"birthDate": "2024-02-31"}, "Patient.birthDate", id="impossible-date"),
-    pytest.param({"birthDate": "31/01/2024"}, "Patient.birthDate", id="date-format"),
-    pytest.param({"birthDate": 20240101}, "Patient.birthDate", id="date-as-number"),
-    pytest.param({"unknownElement": 1}, "Patient.unknownElement", id="unknown-element"),
-    pytest.param({"name": [{"given": "三"}]}, "Patient.name[0].given", id="scalar-for-array"),
-    pytest.param({"name": {"family": "张"}}, "Patient.name", id="object-for-array"),
-    pytest.param({"multipleBirthInteger": 3.5}, "Patient.multipleBirthInteger", id="decimal-int"),
-    pytest.param({"active": "yes"}, "Patient.active", id="string-yes-for-boolean"),
-    pytest.param({"active": "true"}, "Patient.active", id="string-true-for-boolean"),
-    pytest.param({"active": 1}, "Patient.active", id="number-for-boolean"),
-    pytest.param({"telecom": [{"system": "phone", "value": "020-1234\u00005678"}]},
-                 "Patient.telecom[0].value", id="nul-in-string"),
-])
+@pytest.mark.parametrize(
+    "change, path",
+    [
+        pytest.param({"birthDate": "2024-02-31"}, "Patient.birthDate", id="impossible-date"),
+        pytest.param({"birthDate": "31/01/2024"}, "Patient.birthDate", id="date-format"),
+        pytest.param({"birthDate": 20240101}, "Patient.birthDate", id="date-as-number"),
+        pytest.param({"unknownElement": 1}, "Patient.unknownElement", id="unknown-element"),
+        pytest.param({"name": [{"given": "三"}]}, "Patient.name[0].given", id="scalar-for-array"),
+        pytest.param({"name": {"family": "张"}}, "Patient.name", id="object-for-array"),
+        pytest.param(
+            {"multipleBirthInteger": 3.5}, "Patient.multipleBirthInteger", id="decimal-int"
+        ),
+        pytest.param({"active": "yes"}, "Patient.active", id="string-yes-for-boolean"),
+        pytest.param({"active": "true"}, "Patient.active", id="string-true-for-boolean"),
+        pytest.param({"active": 1}, "Patient.active", id="number-for-boolean"),
+        pytest.param(
+            {"telecom": [{"system": "phone", "value": "020-1234\u00005678"}]},
+            "Patient.telecom[0].value",
+            id="nul-in-string",
+        ),
+    ],
+)
 async def test_invalid_element_is_400_with_fhirpath(client, change, path):
     r = await client.post("/Patient", json={**patient("inv"), **change})
     outcome = assert_outcome(r, 400)
@@ -79,11 +95,17 @@ async def test_invalid_element_on_update_and_in_bundle_is_located(client):
     p = await create(client, patient("loc"))
     r = await client.put(f"/Patient/{p['id']}", json={**p, "birthDate": "2024-02-31"})
     assert "Patient.birthDate" in expressions(assert_outcome(r, 400))
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"request": {"method": "POST", "url": "Patient"}, "resource": patient("ok")},
-        {"request": {"method": "POST", "url": "Patient"},
-         "resource": patient("bad", birthDate="2024-02-31")},
-    ]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"request": {"method": "POST", "url": "Patient"}, "resource": patient("ok")},
+            {
+                "request": {"method": "POST", "url": "Patient"},
+                "resource": patient("bad", birthDate="2024-02-31"),
+            },
+        ],
+    }
     out = assert_outcome(await client.post("", json=bundle), 400)
     exprs = expressions(out)
     assert any(e.startswith("Bundle.entry[1]") and e.endswith("birthDate") for e in exprs), out
@@ -106,13 +128,19 @@ async def small_client(database_url, app):
     (Its own lifespan is not entered: starting a second core works, but exiting it inside the
     test loop hangs in OutboxRelay.stop() — see the report. Sharing the running core is enough
     for the size limit, which the HTTP edge enforces before any FHIR processing.)"""
-    settings = Settings(database_url=database_url, redis_url=None, max_body_bytes=1000,
-                        validation_workers=0, _env_file=None)
+    settings = Settings(
+        database_url=database_url,
+        redis_url=None,
+        max_body_bytes=1000,
+        validation_workers=0,
+        _env_file=None,
+    )
     small = create_app(settings)
     small.state.settings = settings
     small.state.core = app.state.core
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=small), base_url="http://testserver/fhir",
+        transport=httpx.ASGITransport(app=small),
+        base_url="http://testserver/fhir",
         headers={"content-type": "application/fhir+json"},
     ) as c:
         yield c
@@ -126,8 +154,11 @@ async def test_body_over_limit_is_413(client, small_client):
     assert_outcome(r, 413)
     r = await small_client.put("/Patient/big", content=json.dumps({**big, "id": "big"}).encode())
     assert_outcome(r, 413)
-    bundle = {"resourceType": "Bundle", "type": "transaction",
-              "entry": [{"request": {"method": "POST", "url": "Patient"}, "resource": big}]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"request": {"method": "POST", "url": "Patient"}, "resource": big}],
+    }
     assert_outcome(await small_client.post("", json=bundle), 413)
 
     async def chunks():  # no Content-Length: the limit must hold for a streamed body too
@@ -142,10 +173,19 @@ async def test_body_over_limit_is_413(client, small_client):
 
 
 # --- routing errors ----------------------------------------------------------------------
-@pytest.mark.parametrize("method, url", [
-    ("GET", "/Foo"), ("GET", "/Foo/1"), ("POST", "/Foo"), ("PUT", "/Foo/1"), ("DELETE", "/Foo/1"),
-    ("GET", "/Foo/_history"), ("GET", "/patient"), ("GET", "/Patients/1"),
-])
+@pytest.mark.parametrize(
+    "method, url",
+    [
+        ("GET", "/Foo"),
+        ("GET", "/Foo/1"),
+        ("POST", "/Foo"),
+        ("PUT", "/Foo/1"),
+        ("DELETE", "/Foo/1"),
+        ("GET", "/Foo/_history"),
+        ("GET", "/patient"),
+        ("GET", "/Patients/1"),
+    ],
+)
 async def test_unknown_resource_type_is_404(client, method, url):
     body = None
     if method in ("POST", "PUT"):
@@ -153,26 +193,55 @@ async def test_unknown_resource_type_is_404(client, method, url):
     assert_outcome(await client.request(method, url, content=body), 404)
 
 
-@pytest.mark.parametrize("method, url", [
-    ("DELETE", "/metadata"), ("PUT", "/metadata"), ("PATCH", "/metadata"),
-    ("POST", "/Patient/abc"), ("DELETE", "/_history"), ("POST", "/Patient/abc/_history"),
-    ("DELETE", "/Patient/abc/_history/1"), ("PUT", "/Patient/abc/_history/1"),
-    pytest.param("TRACE", "/Patient", marks=pytest.mark.xfail(
-        strict=True, reason="BUG: a method the gateway does not route at all (TRACE, OPTIONS) "
-        "gets a plain-JSON {'detail': ...} 405, not an OperationOutcome")),
-])
+@pytest.mark.parametrize(
+    "method, url",
+    [
+        ("DELETE", "/metadata"),
+        ("PUT", "/metadata"),
+        ("PATCH", "/metadata"),
+        ("POST", "/Patient/abc"),
+        ("DELETE", "/_history"),
+        ("POST", "/Patient/abc/_history"),
+        ("DELETE", "/Patient/abc/_history/1"),
+        ("PUT", "/Patient/abc/_history/1"),
+        pytest.param(
+            "TRACE",
+            "/Patient",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="BUG: a method the gateway does not route at all (TRACE, OPTIONS) "
+                "gets a plain-JSON {'detail': ...} 405, not an OperationOutcome",
+            ),
+        ),
+    ],
+)
 async def test_wrong_method_is_405(client, method, url):
     body = b'{"resourceType":"Patient"}' if method in ("POST", "PUT", "PATCH") else None
     assert_outcome(await client.request(method, url, content=body), 405)
 
 
 GARBAGE = [
-    "/Patient/a/b/c/d", "/Patient/a/_history/1/x", "/Patient/a/_history/1/2/3", "/metadata/x",
-    "/_history/x", "/Patient/_history/x/y", "/Patient/%00", "/Patient/..%2F..%2Fetc%2Fpasswd",
-    "/Patient/" + "x" * 65, "/Patient/a b", "/Patient/%E5%BC%A0/_history/abc", "/$nope",
-    "/Patient/$nope", "/Patient/a/$nope", "/Patient?_count=-1", "/Patient?_count=abc",
-    "/Patient?birthdate=not-a-date", "/Patient?unknown-param=1", "/_history?_since=yesterday",
-    "/_history?_count=x", "/Patient?_sort=nonsense",
+    "/Patient/a/b/c/d",
+    "/Patient/a/_history/1/x",
+    "/Patient/a/_history/1/2/3",
+    "/metadata/x",
+    "/_history/x",
+    "/Patient/_history/x/y",
+    "/Patient/%00",
+    "/Patient/..%2F..%2Fetc%2Fpasswd",
+    "/Patient/" + "x" * 65,
+    "/Patient/a b",
+    "/Patient/%E5%BC%A0/_history/abc",
+    "/$nope",
+    "/Patient/$nope",
+    "/Patient/a/$nope",
+    "/Patient?_count=-1",
+    "/Patient?_count=abc",
+    "/Patient?birthdate=not-a-date",
+    "/Patient?unknown-param=1",
+    "/_history?_since=yesterday",
+    "/_history?_count=x",
+    "/Patient?_sort=nonsense",
 ]
 
 
@@ -182,8 +251,26 @@ async def test_garbage_get_is_4xx_outcome(client, url):
 
 
 # --- fuzz --------------------------------------------------------------------------------
-_STRINGS = ["", " ", "x", "张三", "2024-02-31", "urn:uuid:", "\t", "\\", '"', "{}", "[]", "null",
-            "ӛ" * 70, "../", "%00", "W/\"1\"", "Patient?identifier=", "😀"]
+_STRINGS = [
+    "",
+    " ",
+    "x",
+    "张三",
+    "2024-02-31",
+    "urn:uuid:",
+    "\t",
+    "\\",
+    '"',
+    "{}",
+    "[]",
+    "null",
+    "ӛ" * 70,
+    "../",
+    "%00",
+    'W/"1"',
+    "Patient?identifier=",
+    "😀",
+]
 
 
 def _random_value(rng: random.Random, depth: int = 0):
@@ -198,8 +285,12 @@ def _random_value(rng: random.Random, depth: int = 0):
         return rng.choice(_STRINGS)
     if kind == 6:
         return [_random_value(rng, depth + 1) for _ in range(rng.randrange(3))]
-    return {rng.choice(["resourceType", "id", "url", "value", "extension", "reference", "x"]):
-            _random_value(rng, depth + 1) for _ in range(rng.randrange(3))}
+    return {
+        rng.choice(
+            ["resourceType", "id", "url", "value", "extension", "reference", "x"]
+        ): _random_value(rng, depth + 1)
+        for _ in range(rng.randrange(3))
+    }
 
 
 def _paths(node, prefix=()):
@@ -256,27 +347,54 @@ async def test_fuzz_never_500_and_never_touches_other_data(client):
     out of the generators so this test keeps guarding everything else."""
     rng = random.Random(20241122)
     sentinel = await create(client, patient("sentinel", name=[{"text": "欧阳娜娜"}]))
-    sentinel_obs = await create(client, {"resourceType": "Observation", "status": "final",
-                                         "code": {"text": "体温"},
-                                         "subject": {"reference": f"Patient/{sentinel['id']}"}})
+    sentinel_obs = await create(
+        client,
+        {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "体温"},
+            "subject": {"reference": f"Patient/{sentinel['id']}"},
+        },
+    )
     r = await client.put("/Patient/fuzz-target", json=patient("fz", id="fuzz-target"))
     assert r.status_code == 201
 
-    base_patient = patient("fz", id="fuzz-target", active=True, gender="female",
-                           birthDate="1990-01-01", name=[{"family": "张", "given": ["三"]}],
-                           address=[{"city": "广州市"}],
-                           telecom=[{"system": "phone", "value": "1"}])
-    base_bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": "urn:uuid:9d1e0000-0000-4000-8000-000000000001", "resource": patient("fz-b"),
-         "request": {"method": "POST", "url": "Patient"}},
-        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-                      "subject": {"reference": "urn:uuid:9d1e0000-0000-4000-8000-000000000001"}},
-         "request": {"method": "POST", "url": "Observation"}},
-        {"resource": base_patient, "request": {"method": "PUT", "url": "Patient/fuzz-target"}},
-        {"request": {"method": "GET", "url": "Patient?identifier=" + SYS + "|fz"}},
-    ]}
-    base_patch = [{"op": "replace", "path": "/gender", "value": "male"},
-                  {"op": "add", "path": "/name/0/given/-", "value": "丰"}]
+    base_patient = patient(
+        "fz",
+        id="fuzz-target",
+        active=True,
+        gender="female",
+        birthDate="1990-01-01",
+        name=[{"family": "张", "given": ["三"]}],
+        address=[{"city": "广州市"}],
+        telecom=[{"system": "phone", "value": "1"}],
+    )
+    base_bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:9d1e0000-0000-4000-8000-000000000001",
+                "resource": patient("fz-b"),
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {
+                "resource": {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"text": "x"},
+                    "subject": {"reference": "urn:uuid:9d1e0000-0000-4000-8000-000000000001"},
+                },
+                "request": {"method": "POST", "url": "Observation"},
+            },
+            {"resource": base_patient, "request": {"method": "PUT", "url": "Patient/fuzz-target"}},
+            {"request": {"method": "GET", "url": "Patient?identifier=" + SYS + "|fz"}},
+        ],
+    }
+    base_patch = [
+        {"op": "replace", "path": "/gender", "value": "male"},
+        {"op": "add", "path": "/name/0/given/-", "value": "丰"},
+    ]
 
     def no_crasher(doc) -> bool:
         text = json.dumps(doc)
@@ -299,16 +417,29 @@ async def test_fuzz_never_500_and_never_touches_other_data(client):
             method, url, doc = "GET", "/Patient", None
         headers = {"content-type": "application/json-patch+json"} if method == "PATCH" else {}
         if method == "GET":
-            params = {rng.choice(["name", "birthdate", "identifier", "_id", "gender", "_count",
-                                  "address-city", "active"]): str(_random_value(rng))
-                      for _ in range(rng.randint(1, 3))}
+            params = {
+                rng.choice(
+                    [
+                        "name",
+                        "birthdate",
+                        "identifier",
+                        "_id",
+                        "gender",
+                        "_count",
+                        "address-city",
+                        "active",
+                    ]
+                ): str(_random_value(rng))
+                for _ in range(rng.randint(1, 3))
+            }
             r = await client.get(url, params=params, headers={"prefer": "handling=lenient"})
         elif rng.random() < 0.5:
             mutated = _mutate_tree(rng, doc)
             if not no_crasher(mutated):
                 continue
-            r = await client.request(method, url, content=json.dumps(mutated).encode(),
-                                     headers=headers)
+            r = await client.request(
+                method, url, content=json.dumps(mutated).encode(), headers=headers
+            )
         else:
             raw = _mutate_bytes(rng, json.dumps(doc, ensure_ascii=False).encode())
             r = await client.request(method, url, content=raw, headers=headers)

@@ -87,8 +87,12 @@ async def test_response_one_entry_per_request_in_order_with_status_location_etag
     assert entries[0]["resource"]["id"] == existing["id"]
 
     # write entries: status, location (Type/id/_history/vid) and ETag that match the stored version
-    expected = [(1, "Patient", 201), (2, "Patient", 201), (3, "Observation", 201),
-                (4, "Patient", 200)]
+    expected = [
+        (1, "Patient", 201),
+        (2, "Patient", 201),
+        (3, "Observation", 201),
+        (4, "Patient", 200),
+    ]
     for i, rtype, status in expected:
         resp = entries[i]["response"]
         assert status_code(resp) == status, (i, resp)
@@ -223,11 +227,13 @@ async def test_urn_uuid_references_are_rewritten_to_assigned_ids(client):
 
 async def test_urn_uuid_in_uri_element_and_narrative_is_rewritten(client):
     obs = observation(U1)
-    obs["extension"] = [{"url": "http://example.org/fhir/StructureDefinition/source",
-                         "valueUri": U1}]
-    obs["text"] = {"status": "generated",
-                   "div": '<div xmlns="http://www.w3.org/1999/xhtml">'
-                          f'<a href="{U1}">张三</a></div>'}
+    obs["extension"] = [
+        {"url": "http://example.org/fhir/StructureDefinition/source", "valueUri": U1}
+    ]
+    obs["text"] = {
+        "status": "generated",
+        "div": f'<div xmlns="http://www.w3.org/1999/xhtml"><a href="{U1}">张三</a></div>',
+    }
     bundle = tx(entry("POST", "Patient", patient("p1"), U1), entry("POST", "Observation", obs))
     entries = ok_response(await post_bundle(client, bundle), 2)
     ptype, pid, _ = ref_of_location(entries[0]["response"]["location"])
@@ -351,8 +357,12 @@ async def test_conditional_put_in_transaction(client):
     # two matches → 412, nothing written
     await create(client, patient("cput"))
     before = await all_versions(client)
-    r = await post_bundle(client, tx(entry("POST", "Patient", patient("x")),
-                                     entry("PUT", q, patient("cput", gender="other"))))
+    r = await post_bundle(
+        client,
+        tx(
+            entry("POST", "Patient", patient("x")), entry("PUT", q, patient("cput", gender="other"))
+        ),
+    )
     assert_outcome(r, 412)
     assert await all_versions(client) == before
 
@@ -400,12 +410,19 @@ async def test_overlapping_identities_fail(client, second):
     other = {
         "PUT": entry("PUT", f"Patient/{kept['id']}", {**kept, "gender": "female"}),
         "DELETE": entry("DELETE", f"Patient/{kept['id']}"),
-        "PATCH": entry("PATCH", f"Patient/{kept['id']}", {
-            "resourceType": "Binary", "contentType": "application/json-patch+json",
-            "data": base64.b64encode(b'[{"op":"add","path":"/active","value":true}]').decode()}),
+        "PATCH": entry(
+            "PATCH",
+            f"Patient/{kept['id']}",
+            {
+                "resourceType": "Binary",
+                "contentType": "application/json-patch+json",
+                "data": base64.b64encode(b'[{"op":"add","path":"/active","value":true}]').decode(),
+            },
+        ),
         # resolves to the same identity as `first`
-        "CONDITIONAL_PUT": entry("PUT", f"Patient?identifier={SYS}|overlap",
-                                 patient("overlap", gender="other")),
+        "CONDITIONAL_PUT": entry(
+            "PUT", f"Patient?identifier={SYS}|overlap", patient("overlap", gender="other")
+        ),
     }[second]
     assert_outcome(await post_bundle(client, tx(first, other)))
     await _assert_nothing_changed(client, before, kept)
@@ -417,14 +434,27 @@ async def test_fhirpath_patch_entry_is_applied_or_the_whole_transaction_rejected
     # Operations using the FHIRPath Patch format." A server that does not support it must still
     # keep the transaction atomic.
     target = await create(client, patient("fp", gender="male"))
-    params = {"resourceType": "Parameters", "parameter": [{"name": "operation", "part": [
-        {"name": "type", "valueCode": "replace"},
-        {"name": "path", "valueString": "Patient.gender"},
-        {"name": "value", "valueCode": "female"},
-    ]}]}
+    params = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {
+                "name": "operation",
+                "part": [
+                    {"name": "type", "valueCode": "replace"},
+                    {"name": "path", "valueString": "Patient.gender"},
+                    {"name": "value", "valueCode": "female"},
+                ],
+            }
+        ],
+    }
     before = await all_versions(client)
-    r = await post_bundle(client, tx(entry("POST", "Patient", patient("fp-new")),
-                                     entry("PATCH", f"Patient/{target['id']}", params)))
+    r = await post_bundle(
+        client,
+        tx(
+            entry("POST", "Patient", patient("fp-new")),
+            entry("PATCH", f"Patient/{target['id']}", params),
+        ),
+    )
     if r.status_code == 200:
         ok_response(r, 2)
         assert (await read(client, f"Patient/{target['id']}"))["gender"] == "female"
@@ -436,8 +466,11 @@ async def test_fhirpath_patch_entry_is_applied_or_the_whole_transaction_rejected
 async def test_binary_json_patch_entry(client):
     target = await create(client, patient("bp", gender="male"))
     ops = [{"op": "replace", "path": "/gender", "value": "female"}]
-    binary = {"resourceType": "Binary", "contentType": "application/json-patch+json",
-              "data": base64.b64encode(json.dumps(ops).encode()).decode()}
+    binary = {
+        "resourceType": "Binary",
+        "contentType": "application/json-patch+json",
+        "data": base64.b64encode(json.dumps(ops).encode()).decode(),
+    }
     entries = ok_response(
         await post_bundle(client, tx(entry("PATCH", f"Patient/{target['id']}", binary))), 1
     )
@@ -451,19 +484,32 @@ def _bug(reason: str):
     return pytest.mark.xfail(reason=f"BUG: {reason}", strict=True)
 
 
-@pytest.mark.parametrize("bad_entry", [
-    pytest.param(entry("DELETE", "Patient"), id="delete-without-id-or-query"),
-    pytest.param(entry("PUT", "Patient", patient("x")), id="put-without-id-or-query"),
-    pytest.param(entry("PATCH", "Patient", [{"op": "add", "path": "/active", "value": True}]),
-                 id="patch-without-id-or-query"),
-    pytest.param(entry("PUT", "Patient/" + "y" * 80, patient("x", id="y" * 80)),
-                 id="put-id-longer-than-64"),
-    pytest.param(entry("PUT", "Patient/a/b", patient("x", id="a")), id="put-bad-url"),
-    pytest.param(entry("POST", "Patient/abc", patient("x")), id="post-to-instance"),
-    pytest.param(entry("POST", "Nope", {"resourceType": "Nope"}), id="unknown-type"),
-    pytest.param(entry("POST", "Patient", {"resourceType": "Observation", "status": "final",
-                                           "code": {"text": "x"}}), id="type-mismatch"),
-])
+@pytest.mark.parametrize(
+    "bad_entry",
+    [
+        pytest.param(entry("DELETE", "Patient"), id="delete-without-id-or-query"),
+        pytest.param(entry("PUT", "Patient", patient("x")), id="put-without-id-or-query"),
+        pytest.param(
+            entry("PATCH", "Patient", [{"op": "add", "path": "/active", "value": True}]),
+            id="patch-without-id-or-query",
+        ),
+        pytest.param(
+            entry("PUT", "Patient/" + "y" * 80, patient("x", id="y" * 80)),
+            id="put-id-longer-than-64",
+        ),
+        pytest.param(entry("PUT", "Patient/a/b", patient("x", id="a")), id="put-bad-url"),
+        pytest.param(entry("POST", "Patient/abc", patient("x")), id="post-to-instance"),
+        pytest.param(entry("POST", "Nope", {"resourceType": "Nope"}), id="unknown-type"),
+        pytest.param(
+            entry(
+                "POST",
+                "Patient",
+                {"resourceType": "Observation", "status": "final", "code": {"text": "x"}},
+            ),
+            id="type-mismatch",
+        ),
+    ],
+)
 async def test_malformed_entry_is_a_4xx_outcome_and_changes_nothing(client, bad_entry):
     kept = await create(client, patient("kept"))
     before = await all_versions(client)

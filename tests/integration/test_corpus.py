@@ -33,6 +33,7 @@ async def client(foreign_app):
 def core(foreign_app):
     return foreign_app.state.core
 
+
 # Official R4 examples the gateway cannot take, each with the reason. The test fails if this
 # list is wrong in either direction (a listed example now passes, or another one fails).
 _NO_R4B_MODEL = (

@@ -16,7 +16,7 @@ together, before any other error. POST and PUT entries are written in one bulk w
 from __future__ import annotations
 
 from gateway.fhir import outcomes
-from gateway.fhir.bundle_links import UnresolvedLink, path_to, rewrite_links
+from gateway.fhir.bundle_links import UnresolvedLink, path_to, placeholders_of, rewrite_links
 from gateway.fhir.bundles import Entry, assemble
 from gateway.fhir.interactions.bundle_items import (
     ORDER,
@@ -144,11 +144,12 @@ def _is_conditional(ref: str) -> bool:
 
 
 def _rewrite_links(call: Call, items: list[Item], idmap: dict[str, str]) -> None:
+    placeholders = placeholders_of(idmap)
     for it in items:
         if it.resource is None or it.method not in ("POST", "PUT") or it.skip_write:
             continue
         try:
-            it.conditional_refs = rewrite_links(it.resource, idmap, _is_conditional)
+            it.conditional_refs = rewrite_links(it.resource, idmap, placeholders, _is_conditional)
         except UnresolvedLink as exc:
             raise outcomes.bad_request(
                 f"Reference '{exc.ref}' does not match any fullUrl in this transaction",

@@ -45,6 +45,22 @@ def test_fhirpath_of_locations():
             },
             "Bundle.entry[0].resource.active",
         ),
+        # Nested resources name their type; an unknown one is a 400, never a crash.
+        (
+            {"resourceType": "Patient", "contained": [{"resourceType": "Nope", "id": "x"}]},
+            "Patient.contained[0].resourceType",
+        ),
+        (
+            {"resourceType": "Patient", "contained": [{"id": "x"}]},
+            "Patient.contained[0].resourceType",
+        ),
+        (
+            {
+                "resourceType": "Parameters",
+                "parameter": [{"name": "p", "resource": {"resourceType": "Nope"}}],
+            },
+            "Parameters.parameter[0].resource.resourceType",
+        ),
     ],
 )
 def test_invalid_elements_are_located(resource, expression):

@@ -91,3 +91,30 @@ def test_a_required_choice_element_must_have_a_value() -> None:
             "medicationCodeableConcept": {"text": "二甲双胍"},
         }
     )
+
+
+def test_pydantic_validates_fields_directly_without_the_custom_init() -> None:
+    assert get_fhir_model_class("Patient").__pydantic_custom_init__ is False
+
+
+def test_resource_type_must_match_the_model() -> None:
+    errs = _errors("Observation", {"resourceType": "Patient"})
+    assert errs[0]["type"] == "fhir-validation-wrong-resource-type"
+
+
+def test_validation_leaves_the_input_as_written() -> None:
+    doc = {
+        "resourceType": "Patient",
+        "contained": [{"resourceType": "Organization", "id": "o", "name": "社区卫生服务中心"}],
+        "managingOrganization": {"reference": "#o"},
+    }
+    before = repr(doc)
+    get_fhir_model_class("Patient").model_validate(doc)
+    assert repr(doc) == before
+
+
+def test_direct_construction_still_checks_the_resource_type() -> None:
+    model = get_fhir_model_class("Patient")
+    assert model(resourceType="Patient", active=True).active is True
+    with pytest.raises(ValidationError):
+        model(resourceType="Observation")

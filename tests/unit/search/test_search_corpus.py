@@ -26,7 +26,7 @@ pytestmark = pytest.mark.corpus
 # by fhirpathpy in fast mode; these are *not* parity exceptions.
 FHIRPATH_ONLY = {
     ("Bundle", "composition"): "Bundle.entry[0].resource: indexing, and the target is a "
-                               "resource (not a Reference), so neither path yields rows",
+    "resource (not a Reference), so neither path yields rows",
     ("Bundle", "message"): "same as composition",
 }
 
@@ -55,7 +55,8 @@ def _diff(fast: IndexExtractor, slow: IndexExtractor, resources: list[dict]) -> 
                 problems.append(
                     f"{res.get('resourceType')}/{res.get('id')} {param}: "
                     f"fast-only={sorted(map(repr, ra - rb))[:3]} "
-                    f"fhirpath-only={sorted(map(repr, rb - ra))[:3]}")
+                    f"fhirpath-only={sorted(map(repr, rb - ra))[:3]}"
+                )
     return problems
 
 
@@ -74,8 +75,8 @@ def test_shipped_definitions_are_up_to_date(corpora: Path) -> None:
 
 
 def test_every_expression_compiles_for_every_base_type(
-        registry: SearchParamRegistry, extractor: IndexExtractor,
-        fhirpath_extractor: IndexExtractor) -> None:
+    registry: SearchParamRegistry, extractor: IndexExtractor, fhirpath_extractor: IndexExtractor
+) -> None:
     types = registry.resource_types()
     extractor.compile_all(types)
     fhirpath_extractor.compile_all(types)
@@ -102,29 +103,35 @@ def test_every_expression_compiles_for_every_base_type(
     assert fallbacks == set(FHIRPATH_ONLY)
 
 
-def test_every_parameter_of_every_base_has_a_plan(registry: SearchParamRegistry,
-                                                  extractor: IndexExtractor) -> None:
+def test_every_parameter_of_every_base_has_a_plan(
+    registry: SearchParamRegistry, extractor: IndexExtractor
+) -> None:
     """Each (type, indexed parameter) with an expression that applies to the type is planned."""
     missing = []
     for rtype in registry.resource_types():
         for code, p in registry.for_type(rtype).items():
-            indexed = p.type in ("token", "string", "date", "number", "quantity",
-                                 "reference", "uri") and p.expression and code != "_id"
+            indexed = (
+                p.type in ("token", "string", "date", "number", "quantity", "reference", "uri")
+                and p.expression
+                and code != "_id"
+            )
             if indexed and extractor.plan(rtype, code) is None:
                 missing.append((rtype, code))
     assert missing == []
 
 
-def test_parity_r4_examples(corpora: Path, extractor: IndexExtractor,
-                            fhirpath_extractor: IndexExtractor) -> None:
+def test_parity_r4_examples(
+    corpora: Path, extractor: IndexExtractor, fhirpath_extractor: IndexExtractor
+) -> None:
     files = sorted((corpora / "fhir-r4-examples").glob("*.json"))
     assert len(files) > 700
     resources = [orjson.loads(p.read_bytes()) for p in files]
     assert _diff(extractor, fhirpath_extractor, resources) == []
 
 
-def test_parity_synthea(corpora: Path, extractor: IndexExtractor,
-                        fhirpath_extractor: IndexExtractor) -> None:
+def test_parity_synthea(
+    corpora: Path, extractor: IndexExtractor, fhirpath_extractor: IndexExtractor
+) -> None:
     files = _synthea_files(corpora)
     assert len(files) > 50
     problems: list[str] = []
@@ -144,17 +151,29 @@ def test_synthea_rows_are_meaningful(corpora: Path, extractor: IndexExtractor) -
     for r in resources:
         for param in _rows_by_param(extractor.extract(r)):
             seen[(r["resourceType"], param)] += 1
-    for key in [("Patient", "name"), ("Patient", "birthdate"), ("Patient", "identifier"),
-                ("Patient", "gender"), ("Observation", "code"), ("Observation", "date"),
-                ("Observation", "value-quantity"), ("Observation", "subject"),
-                ("Observation", "_tag"), ("Encounter", "date"), ("Condition", "code"),
-                ("Condition", "onset-date"), ("Immunization", "vaccine-code"),
-                ("MedicationRequest", "code"), ("Claim", "patient")]:
+    for key in [
+        ("Patient", "name"),
+        ("Patient", "birthdate"),
+        ("Patient", "identifier"),
+        ("Patient", "gender"),
+        ("Observation", "code"),
+        ("Observation", "date"),
+        ("Observation", "value-quantity"),
+        ("Observation", "subject"),
+        ("Observation", "_tag"),
+        ("Encounter", "date"),
+        ("Condition", "code"),
+        ("Condition", "onset-date"),
+        ("Immunization", "vaccine-code"),
+        ("MedicationRequest", "code"),
+        ("Claim", "patient"),
+    ]:
         assert seen[key] > 0, key
 
 
-def test_extraction_is_pure(corpora: Path, extractor: IndexExtractor,
-                            fhirpath_extractor: IndexExtractor) -> None:
+def test_extraction_is_pure(
+    corpora: Path, extractor: IndexExtractor, fhirpath_extractor: IndexExtractor
+) -> None:
     """extract() never modifies its input, and is deterministic."""
     for path in sorted((corpora / "fhir-r4-examples").glob("*.json"))[:200]:
         res = orjson.loads(path.read_bytes())

@@ -40,13 +40,15 @@ def test_union_split_per_type(registry: SearchParamRegistry) -> None:
     assert registry.get("Observation", "date").expression == "Observation.effective"
     assert registry.get("Encounter", "date").expression == "Encounter.period"
     assert registry.get("RiskAssessment", "date").expression == (
-        "RiskAssessment.occurrence.ofType(dateTime)")
+        "RiskAssessment.occurrence.ofType(dateTime)"
+    )
     # The unsplit definition is still available.
     full = registry.by_url("http://hl7.org/fhir/SearchParameter/clinical-date")
     assert full is not None and "Encounter.period" in full.expression
     # Multi-part for a single type keeps all of that type's parts.
     assert registry.get("Observation", "combo-code").expression == (
-        "Observation.code | Observation.component.code")
+        "Observation.code | Observation.component.code"
+    )
 
 
 def test_medplum_expression_preferred(registry: SearchParamRegistry) -> None:
@@ -58,10 +60,15 @@ def test_medplum_expression_preferred(registry: SearchParamRegistry) -> None:
 
 def test_split_union_respects_parens_and_strings() -> None:
     assert split_union("A.b | (A.c | A.d) | A.e.where(x='p|q')") == [
-        "A.b", "(A.c | A.d)", "A.e.where(x='p|q')"]
+        "A.b",
+        "(A.c | A.d)",
+        "A.e.where(x='p|q')",
+    ]
     assert split_for_type("Resource.meta.tag", "Patient") == ["Patient.meta.tag"]
     assert split_for_type("name | alias", "InsurancePlan") == [
-        "InsurancePlan.name", "InsurancePlan.alias"]
+        "InsurancePlan.name",
+        "InsurancePlan.alias",
+    ]
     assert split_for_type("Patient.name | Person.name", "Person") == ["Person.name"]
 
 
@@ -75,8 +82,9 @@ def test_composite_kept_with_components(registry: SearchParamRegistry) -> None:
         assert registry.by_url(c.definition) is not None
 
 
-def _custom(code: str, base: list[str], expression: str, type_: str = "token",
-            url: str | None = None) -> dict:
+def _custom(
+    code: str, base: list[str], expression: str, type_: str = "token", url: str | None = None
+) -> dict:
     return {
         "resourceType": "SearchParameter",
         "url": url or f"http://example.org/fhir/SearchParameter/{base[0]}-{code}",
@@ -93,21 +101,31 @@ def _custom(code: str, base: list[str], expression: str, type_: str = "token",
 def test_custom_search_parameter_loaded_and_indexed(tmp_path: Path) -> None:
     sp_dir = tmp_path / "SearchParameter"
     sp_dir.mkdir()
-    (sp_dir / "patient-key-group.json").write_text(json.dumps(_custom(
-        "key-group", ["Patient"],
-        "Patient.extension.where(url='http://example.org/key-group').value.ofType(CodeableConcept)",
-    )), encoding="utf-8")
+    (sp_dir / "patient-key-group.json").write_text(
+        json.dumps(
+            _custom(
+                "key-group",
+                ["Patient"],
+                "Patient.extension.where(url='http://example.org/key-group').value.ofType(CodeableConcept)",
+            )
+        ),
+        encoding="utf-8",
+    )
     (sp_dir / "not-a-search-param.json").write_text('{"resourceType": "ValueSet"}')
     reg = SearchParamRegistry.load(extra_dirs=[sp_dir])
     p = reg.get("Patient", "key-group")
     assert p is not None and p.source and p.source.endswith("patient-key-group.json")
 
     patient = {
-        "resourceType": "Patient", "id": "p1",
+        "resourceType": "Patient",
+        "id": "p1",
         "extension": [
-            {"url": "http://example.org/key-group",
-             "valueCodeableConcept": {"coding": [{"system": "http://example.org/kg",
-                                                  "code": "elderly"}]}},
+            {
+                "url": "http://example.org/key-group",
+                "valueCodeableConcept": {
+                    "coding": [{"system": "http://example.org/kg", "code": "elderly"}]
+                },
+            },
             {"url": "http://example.org/other", "valueCodeableConcept": {"text": "ignore"}},
         ],
     }
@@ -120,16 +138,25 @@ def test_custom_search_parameter_loaded_and_indexed(tmp_path: Path) -> None:
 
 
 def test_custom_overrides_same_code_and_base(tmp_path: Path) -> None:
-    (tmp_path / "bundle.json").write_text(json.dumps({
-        "resourceType": "Bundle", "type": "collection",
-        "entry": [{"resource": _custom("family", ["Patient"], "Patient.name.text", "string")}],
-    }), encoding="utf-8")
+    (tmp_path / "bundle.json").write_text(
+        json.dumps(
+            {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [
+                    {"resource": _custom("family", ["Patient"], "Patient.name.text", "string")}
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
     reg = SearchParamRegistry.load(extra_dirs=[tmp_path])
     assert reg.get("Patient", "family").expression == "Patient.name.text"
     # Other bases of the original parameter keep the R4 definition.
     assert reg.get("Practitioner", "family").expression == "Practitioner.name.family"
-    rows = IndexExtractor(reg).extract({
-        "resourceType": "Patient", "name": [{"family": "Wang", "text": "Wang Fang"}]})
+    rows = IndexExtractor(reg).extract(
+        {"resourceType": "Patient", "name": [{"family": "Wang", "text": "Wang Fang"}]}
+    )
     assert {r.exact for r in rows.string if r.param == "family"} == {"Wang Fang"}
 
 

@@ -74,16 +74,24 @@ def test_datetime_offset_crosses_midnight() -> None:
 
 def test_datetime_without_timezone_is_utc() -> None:
     assert date_range("2024-03-05T10:00:00") == (
-        utc(2024, 3, 5, 10), utc(2024, 3, 5, 10, 0, 0, 999999))
+        utc(2024, 3, 5, 10),
+        utc(2024, 3, 5, 10, 0, 0, 999999),
+    )
 
 
 def test_datetime_fractional_seconds_and_minutes() -> None:
     assert date_range("2024-03-05T10:00:00.5Z") == (
-        utc(2024, 3, 5, 10, 0, 0, 500000), utc(2024, 3, 5, 10, 0, 0, 599999))
+        utc(2024, 3, 5, 10, 0, 0, 500000),
+        utc(2024, 3, 5, 10, 0, 0, 599999),
+    )
     assert date_range("2024-03-05T10:00:00.123456Z") == (
-        utc(2024, 3, 5, 10, 0, 0, 123456), utc(2024, 3, 5, 10, 0, 0, 123456))
+        utc(2024, 3, 5, 10, 0, 0, 123456),
+        utc(2024, 3, 5, 10, 0, 0, 123456),
+    )
     assert date_range("2024-03-05T10:00Z") == (
-        utc(2024, 3, 5, 10), utc(2024, 3, 5, 10, 0, 59, 999999))
+        utc(2024, 3, 5, 10),
+        utc(2024, 3, 5, 10, 0, 59, 999999),
+    )
 
 
 @pytest.mark.parametrize("bad", ["", "24", "2024-13", "2024-02-30", "not a date", "2024-1-1"])
@@ -174,12 +182,18 @@ def test_no_offset_units_in_table() -> None:
     [
         ("Patient/123", ("Patient", "123", None)),
         ("Patient/123/_history/4", ("Patient", "123", None)),
-        ("http://example.org/fhir/Patient/123",
-         ("Patient", "123", "http://example.org/fhir/Patient/123")),
-        ("https://example.org/fhir/Observation/a.b-1/_history/2",
-         ("Observation", "a.b-1", "https://example.org/fhir/Observation/a.b-1/_history/2")),
-        ("urn:uuid:5f0b6f0e-2c6e-4a57-9f0c-5a3b6e1d2c3b",
-         (None, None, "urn:uuid:5f0b6f0e-2c6e-4a57-9f0c-5a3b6e1d2c3b")),
+        (
+            "http://example.org/fhir/Patient/123",
+            ("Patient", "123", "http://example.org/fhir/Patient/123"),
+        ),
+        (
+            "https://example.org/fhir/Observation/a.b-1/_history/2",
+            ("Observation", "a.b-1", "https://example.org/fhir/Observation/a.b-1/_history/2"),
+        ),
+        (
+            "urn:uuid:5f0b6f0e-2c6e-4a57-9f0c-5a3b6e1d2c3b",
+            (None, None, "urn:uuid:5f0b6f0e-2c6e-4a57-9f0c-5a3b6e1d2c3b"),
+        ),
         ("urn:oid:1.2.3", (None, None, "urn:oid:1.2.3")),
         ("123", (None, "123", None)),
         ("#contained-1", (None, None, None)),
