@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 256 * 1024 * 1024
     default_page_size: int = 20
     max_page_size: int = 1000
+    # Searches count their matches for Bundle.total up to this many (beyond: no total unless
+    # _total=accurate or _total=estimate is asked for).
+    search_total_limit: int = 10_000
     # Where our profiles, SearchParameters and policy packs live.
     profiles_dir: Path = PROJECT_ROOT / "profiles"
     db_pool_size: int = 10

@@ -1,7 +1,8 @@
 """Outbox relay: publishes committed outbox rows to the bus, at least once, in order.
 
 Writes put outbox rows in their own transaction; the relay runs beside the request path (woken
-after each commit, and on a timer for rows left by a crashed process) and marks rows published.
+after each commit, and on a timer for rows left by a crashed process) and deletes what it
+published.
 With several replicas on PostgreSQL, FOR UPDATE SKIP LOCKED gives each batch to one relay.
 """
 
@@ -12,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.events.bus import EventBus
@@ -61,11 +62,9 @@ class OutboxRelay:
                 await self.bus.publish(
                     [Event(r.res_type, r.res_id, r.version, r.action, r.principal) for r in rows]
                 )
-                await conn.execute(
-                    update(outbox)
-                    .where(outbox.c.seq.in_([r.seq for r in rows]))
-                    .values(published=True)
-                )
+                # Published rows are deleted, not flagged: the bus keeps the event log, and a
+                # delete leaves no new row version or index entry behind (an update would).
+                await conn.execute(delete(outbox).where(outbox.c.seq.in_([r.seq for r in rows])))
         return len(rows)
 
     async def drain(self) -> int:

@@ -105,7 +105,7 @@ class FhirCore:
 
     async def search(self, repo: Repository, sr: SearchRequest) -> SearchPage:
         """One page of matches (keyset-paged), the total, and what _include/_revinclude add."""
-        return await run_search(repo, self.search_sql, sr)
+        return await run_search(repo, self.search_sql, sr, self.settings.search_total_limit)
 
     @staticmethod
     def _order(sr: SearchRequest) -> list[Any]:

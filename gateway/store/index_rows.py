@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from gateway.search import rows as row_types
@@ -25,7 +26,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     kind: ("res_type", "res_id", *(f.name for f in fields(cls)))
     for kind, cls in _ROW_CLASSES.items()
 }
-_FIELDS = {kind: cols[2:] for kind, cols in COLUMNS.items()}
+# One C-level getter per row type: (field, field, …) in COLUMNS order.
+_VALUES = {kind: attrgetter(*cols[2:]) for kind, cols in COLUMNS.items()}
 
 
 def _date_bound(value: datetime | None, default: int) -> int:
@@ -51,9 +53,10 @@ def table_rows(res_type: str, res_id: str, rows: IndexRows) -> dict[str, list[tu
                 for r in items
             ]
             continue
-        names = _FIELDS[kind]
-        # Rows are flat: a field walk, not dataclasses.astuple (which deep-copies).
-        out[kind] = [(res_type, res_id, *(getattr(r, n) for n in names)) for r in items]
+        key = (res_type, res_id)
+        values = _VALUES[kind]
+        # Rows are flat: a field getter, not dataclasses.astuple (which deep-copies).
+        out[kind] = [key + values(r) for r in items]
     return out
 
 

@@ -242,11 +242,36 @@ class Repository:
         async with self._reading() as conn:
             return [(_row_to_stored(r), list(r[n:])) for r in await conn.execute(q)]
 
+    async def search_page_ids(
+        self, res_type: str, page: Any, descending: bool = False
+    ) -> list[Stored]:
+        """The current resources of one page of ids (a subquery with a `res_id` column, already
+        ordered and limited), in id order; one statement."""
+        key = page.c.res_id.desc() if descending else page.c.res_id.asc()
+        q = (
+            select(resources)
+            .join(page, and_(resources.c.res_type == res_type, resources.c.res_id == page.c.res_id))
+            .order_by(key)
+        )
+        async with self._reading() as conn:
+            return [_row_to_stored(r) for r in await conn.execute(q)]
+
+    async def count_rows(self, q: Any) -> int:
+        """The number of rows a select returns."""
+        async with self._reading() as conn:
+            return int(
+                (await conn.execute(select(func.count()).select_from(q.subquery()))).scalar_one()
+            )
+
     async def search_estimate(self, where: list[Any]) -> int:
         """The planner's row estimate on PostgreSQL (no scan); an exact count elsewhere."""
+        return await self.estimate_rows(select(resources.c.res_id).where(and_(*where)))
+
+    async def estimate_rows(self, q: Any) -> int:
+        """The planner's estimate of the rows a select returns on PostgreSQL (no scan); an exact
+        count elsewhere."""
         if self.dialect != "postgresql":
-            return await self.search_count(where)
-        q = select(resources.c.res_id).where(and_(*where))
+            return await self.count_rows(q)
         sql = q.compile(self.store.engine.sync_engine, compile_kwargs={"literal_binds": True})
         async with self._reading() as conn:
             plan = (await conn.execute(text(f"EXPLAIN (FORMAT JSON) {sql}"))).scalar_one()

@@ -49,6 +49,29 @@ class SearchSql:
             conds.extend(self.system_cond(c) for c in sr.clauses)
         return conds
 
+    # --- the id-driven page: one clause's index rows, in id order --------------------------
+    def page_ids(self, sr: SearchRequest) -> tuple[ColumnElement[Any], list[Any]] | None:
+        """A type-level search as (id column, conditions) over the index table of its first
+        indexed clause, the other clauses as id filters (the caller adds order, cursor, limit
+        and GROUP BY). Index rows exist only for current, live resources, so a page and a
+        count need no join to `resources`, and the indexes ending in res_id let a page of 20
+        stream in id order instead of sorting every match. None when no clause can drive
+        (only _id, _lastUpdated, :missing, :not) or with _sort."""
+        if not sr.res_type or sr.sort:
+            return None
+        driver = next((c for c in sr.clauses if self._drives(c)), None)
+        if driver is None:
+            return None
+        col = self.ids(sr.res_type, driver).subquery("driver").c[0]
+        others = [col.in_(self.ids(sr.res_type, c)) for c in sr.clauses if c is not driver]
+        return col, others
+
+    @staticmethod
+    def _drives(c: Clause) -> bool:
+        if c.has is not None or c.chain is not None:
+            return True
+        return c.param is not None and c.modifier not in ("missing", "not")
+
     # --- top level: conditions on the resources table -------------------------------------
     def cond(self, res_type: str, c: Clause) -> ColumnElement[bool]:
         if c.name == "_id" and c.param is None:

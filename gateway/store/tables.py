@@ -60,7 +60,10 @@ history = Table(
 )
 
 
-def _index_table(name: str, *value_columns: Column, value_index: tuple[str, ...]) -> Table:
+def _index_table(name: str, *value_columns: Column, value_index: tuple[str, ...] | None) -> Table:
+    value = (
+        [Index(f"ix_idx_{name}_value", "res_type", "param", *value_index)] if value_index else []
+    )
     return Table(
         f"idx_{name}",
         metadata,
@@ -69,7 +72,7 @@ def _index_table(name: str, *value_columns: Column, value_index: tuple[str, ...]
         Column("param", String(128), nullable=False),
         *value_columns,
         Index(f"ix_idx_{name}_resource", "res_type", "res_id"),
-        Index(f"ix_idx_{name}_value", "res_type", "param", *value_index),
+        *value,
     )
 
 
@@ -78,7 +81,8 @@ idx_token = _index_table(
     Column("system", Text),
     Column("code", Text),
     Column("text", Text),
-    value_index=("code", "system"),
+    # Ends in res_id: a page of `code=x` or `system|code` matches streams in id order.
+    value_index=("code", "res_id", "system"),
 )
 idx_string = _index_table(
     "string",
@@ -119,25 +123,31 @@ idx_reference = _index_table(
     Column("version", Text),
     Column("ident_system", Text),
     Column("ident_value", Text),
-    value_index=("target_id", "target_type"),
+    value_index=None,  # ix_idx_reference_target below serves value searches too
 )
 idx_uri = _index_table("uri", Column("uri", Text, nullable=False), value_index=("uri",))
 
-# Search indexes added by migration 0002 (reverse references for _revinclude/_has/$everything,
-# :identifier, absolute URLs, date upper ends; LIKE-prefix indexes on PostgreSQL).
+# Search indexes of migrations 0002 and 0003. References are found by target for value
+# searches, chains, _revinclude, _has and $everything alike (ending in res_id: pages stream in
+# id order); :identifier and absolute URLs through partial indexes (most rows have neither).
 Index(
     "ix_idx_reference_target",
     idx_reference.c.target_id,
     idx_reference.c.target_type,
-    idx_reference.c.param,
-)
-Index(
-    "ix_idx_reference_ident",
     idx_reference.c.res_type,
     idx_reference.c.param,
-    idx_reference.c.ident_value,
+    idx_reference.c.res_id,
 )
-Index("ix_idx_reference_url", idx_reference.c.res_type, idx_reference.c.param, idx_reference.c.url)
+for _name, _col in (("ix_idx_reference_ident", "ident_value"), ("ix_idx_reference_url", "url")):
+    _present = idx_reference.c[_col].is_not(None)
+    Index(
+        _name,
+        idx_reference.c.res_type,
+        idx_reference.c.param,
+        idx_reference.c[_col],
+        postgresql_where=_present,
+        sqlite_where=_present,
+    )
 Index("ix_idx_date_high", idx_date.c.res_type, idx_date.c.param, idx_date.c.high)
 for _name, _table, _col in (
     ("ix_idx_string_prefix", idx_string, "norm"),
@@ -172,6 +182,6 @@ outbox = Table(
     Column("action", String(16), nullable=False),  # create | update | delete
     Column("created_at", BigInteger, nullable=False),
     Column("principal", String(256)),
+    # Always false since migration 0003: the relay deletes the rows it publishes.
     Column("published", Boolean, nullable=False, default=False),
-    Index("ix_outbox_unpublished", "published", "seq"),
 )

@@ -27,7 +27,7 @@ async def _outbox_count(core) -> int:
         return (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
 
 
-async def test_writes_and_outbox_commit_together(client, core):
+async def test_writes_and_outbox_commit_together(client, core, app_relay_paused):
     pid = (await client.post("/Patient", json=PATIENT)).json()["id"]
     await client.put(f"/Patient/{pid}", json={**PATIENT, "id": pid, "gender": "female"})
     await client.delete(f"/Patient/{pid}")
@@ -65,6 +65,7 @@ async def test_in_process_bus_receives_committed_events_in_order(client, core, a
     await relay.drain()
     assert seen == [("Patient", 1, "create"), ("Patient", 2, "update"), ("Patient", 3, "delete")]
     assert await relay.drain() == 0  # each row is published once
+    assert await _outbox_count(core) == 0  # and then removed
 
 
 async def test_redis_stream_bus_publishes_events(client, core, app_relay_paused):

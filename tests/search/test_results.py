@@ -37,6 +37,37 @@ async def test_paging_covers_everything_once(reader, sort):
     assert await all_ids(reader, f"Patient?_count=3{sort}") == whole
 
 
+# Searches with an indexed clause take their page of ids from the index tables (id-driven);
+# these walk the same data through that path, forwards and back.
+@pytest.mark.parametrize(
+    "query",
+    [
+        "Observation?status=final,preliminary,amended,registered",
+        "Observation?code=2339-0,8302-2,8867-4,29463-7&date=ge1900",
+        "Observation?subject:Patient.gender=male,female,unknown",
+    ],
+)
+async def test_id_driven_pages_cover_everything_once_both_ways(app, reader, query):
+    with count_statements(app.state.core) as counter:
+        whole = await ids(reader, f"{query}&_count=100")
+    assert "page_ids" in counter.statements[0]  # the page came from the index tables
+    assert len(whole) >= 3 and whole == sorted(whole)
+    assert await all_ids(reader, f"{query}&_count=2") == whole
+    # Walk back from the last page with previous links: the same ids, in reverse page order.
+    pages, url = [], f"{query}&_count=2"
+    while url:
+        b = (await reader.get(url)).json()
+        pages.append([e["resource"]["id"] for e in b["entry"]])
+        url = next((lk["url"] for lk in b["link"] if lk["relation"] == "next"), None)
+        last = b
+    back, url = [], next((lk["url"] for lk in last["link"] if lk["relation"] == "previous"), None)
+    while url:
+        b = (await reader.get(url)).json()
+        back.insert(0, [e["resource"]["id"] for e in b["entry"]])
+        url = next((lk["url"] for lk in b["link"] if lk["relation"] == "previous"), None)
+    assert back == pages[:-1]
+
+
 async def test_previous_links_walk_back(reader):
     r = (await reader.get("Observation?_count=2")).json()
     first = [e["resource"]["id"] for e in r["entry"]]
@@ -71,6 +102,28 @@ async def test_total(reader):
     assert b["total"] >= 1
     b = (await reader.get("Patient?gender=male&_summary=count")).json()
     assert b["total"] == 2 and "entry" not in b
+    b = (await reader.get("Observation?code=8302-2,29463-7&_count=1")).json()
+    assert b["total"] == 3  # counted on the id-driven path
+
+
+async def test_total_is_counted_up_to_the_limit(app, reader):
+    """Beyond GATEWAY_SEARCH_TOTAL_LIMIT matches the default gives no total (counting them
+    all would cost more than the page); _total=accurate always counts."""
+    settings = app.state.core.settings
+    saved = settings.search_total_limit
+    settings.search_total_limit = 2
+    try:
+        for query in ("Observation?code=8302-2,29463-7", "Patient?birthdate:missing=false"):
+            b = (await reader.get(f"{query}&_count=1")).json()
+            assert "total" not in b and len(b["entry"]) == 1
+            b = (await reader.get(f"{query}&_count=1&_total=accurate")).json()
+            assert b["total"] == 3
+            b = (await reader.get(f"{query}&_count=1&_total=estimate")).json()
+            assert b["total"] >= 1
+        b = (await reader.get("Observation?code=2339-0&_count=1")).json()
+        assert b["total"] == 2  # within the limit: exact
+    finally:
+        settings.search_total_limit = saved
 
 
 async def test_include_and_revinclude(reader):
