@@ -22,7 +22,6 @@ from typing import Any
 import orjson
 
 from gateway.fhir.outcomes import Issue, OperationOutcomeError
-from gateway.fhir.parse import served_types
 from gateway.fhir.write_check import WriteCheck
 
 Item = tuple[dict[str, Any], str | None, str]  # (resource, expected type, FHIRPath prefix)
@@ -34,7 +33,6 @@ _worker_check: WriteCheck | None = None  # one per worker process, built by _ini
 def _init_worker(mode: str, strict: bool, profiles_dir: Path | None) -> None:
     global _worker_check
     _worker_check = WriteCheck(mode, strict, profiles_dir)
-    served_types()  # build every model class now, not during the first request
     gc.freeze()  # long-lived start-up objects: out of the collector's way (see app.py)
 
 

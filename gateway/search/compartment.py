@@ -8,11 +8,12 @@ already indexed, so membership is one subquery on idx_reference.
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, select, text, union
 
 from gateway.store.tables import idx_reference, resources
 
@@ -37,38 +38,46 @@ def _pointing_at(patient_ids: list[str] | None) -> list[ColumnElement[bool]]:
     return conds
 
 
-def member_pairs(patient_ids: list[str] | None) -> Any:
-    """(type, id) of every resource in the compartments of the given Patients (None: any)."""
-    by_type = [
-        and_(REF.res_type == t, REF.param.in_(params))
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
+
+
+@lru_cache(maxsize=1)
+def _compartment_params() -> ColumnElement[bool]:
+    """The reference rows that put their resource in a Patient compartment, as SQL text built
+    once from the shipped definition: ~70 types and their parameters as bound IN lists were
+    re-rendered on every execution and cost more than running the query."""
+
+    def quoted(name: str) -> str:
+        assert _NAME.fullmatch(name), name  # names from our own data file, never a client's
+        return f"'{name}'"
+
+    terms = [
+        f"(idx_reference.res_type = {quoted(t)} AND idx_reference.param IN "
+        f"({', '.join(quoted(p) for p in params)}))"
         for t, params in sorted(patient_compartment().items())
         if params
     ]
-    return select(REF.res_type, REF.res_id).where(*_pointing_at(patient_ids), or_(*by_type))
+    return text(f"({' OR '.join(terms)})")
 
 
-def everything_where(
-    patient_ids: list[str] | None, types: list[str] | None, since: int | None
-) -> list[ColumnElement[bool]]:
-    """Conditions on `resources` for $everything: the patients, their compartments, and the
-    Practitioners/Organizations/Locations/Medications those refer to."""
-    members = member_pairs(patient_ids)
-    patients = R.res_type == "Patient"
-    own = REF.res_type == "Patient"
+def member_pairs(patient_ids: list[str] | None) -> Any:
+    """(type, id) of every resource in the compartments of the given Patients (None: any)."""
+    return select(REF.res_type, REF.res_id).where(*_pointing_at(patient_ids), _compartment_params())
+
+
+def everything_keys(patient_ids: list[str] | None) -> Any:
+    """(res_type, res_id) of what $everything returns: the patients, their compartments, and
+    the Practitioners/Organizations/Locations/Medications those refer to, as one UNION of
+    index lookups (the target index finds a patient's compartment directly; an OR over
+    `resources` made the planner scan the whole table)."""
+    patients = select(R.res_type, R.res_id).where(R.res_type == "Patient")
     if patient_ids is not None:
-        patients = and_(patients, R.res_id.in_(patient_ids))
-        own = and_(own, REF.res_id.in_(patient_ids))
-    referenced = select(REF.target_type, REF.target_id).where(
-        REF.target_type.in_(REFERENCED_TYPES),
-        or_(own, tuple_(REF.res_type, REF.res_id).in_(members)),
+        patients = patients.where(R.res_id.in_(patient_ids))
+    compartment = union(patients, member_pairs(patient_ids)).cte("compartment")
+    comp = compartment.c
+    referenced = (
+        select(REF.target_type, REF.target_id)
+        .join(compartment, and_(REF.res_type == comp.res_type, REF.res_id == comp.res_id))
+        .where(REF.target_type.in_(REFERENCED_TYPES))
     )
-    key = tuple_(R.res_type, R.res_id)
-    conds: list[ColumnElement[bool]] = [
-        R.deleted.is_(False),
-        or_(patients, key.in_(members), key.in_(referenced)),
-    ]
-    if types:
-        conds.append(R.res_type.in_(types))
-    if since is not None:
-        conds.append(R.last_updated >= since)
-    return conds
+    return union(select(comp.res_type, comp.res_id), referenced).subquery("everything")

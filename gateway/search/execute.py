@@ -18,6 +18,7 @@ Statements per search: the page (1), the total (0 or 1), one per include paramet
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +103,7 @@ async def run_search(
         direction, cursor = decode_cursor(sr.cursor, len(m.keys))
     backwards = direction == "b"
     offset = 0 if sr.cursor else sr.offset
+    counting = _count_task(repo, m, sr, total_limit)
     rows = await m.page(repo, cursor, backwards, sr.count + 1, offset)
     more = len(rows) > sr.count
     rows = rows[: sr.count]
@@ -114,20 +116,33 @@ async def run_search(
         earlier = (bool(sr.cursor) or offset > 0) if not backwards else more
         page.next_cursor = encode_cursor("a", _plain(last)) if later else None
         page.prev_cursor = encode_cursor("b", _plain(first)) if earlier else None
-    page.total = await _page_total(repo, m, sr, len(rows), more, total_limit)
+    counted = await counting if counting is not None else None  # few rows when not needed
+    if not sr.cursor and sr.offset == 0 and not more:
+        page.total = None if sr.total == "none" else len(rows)  # the page holds every match
+    elif counting is not None:
+        page.total = counted
+    else:
+        page.total = await _page_total(repo, m, sr, total_limit)
     if sr.includes and page.matches:
         page.included = await run_includes(repo, sr.includes, page.matches)
     return page
 
 
-async def _page_total(
-    repo: Repository, m: _Matches, sr: SearchRequest, n: int, more: bool, limit: int
-) -> int | None:
+def _count_task(
+    repo: Repository, m: _Matches, sr: SearchRequest, limit: int
+) -> asyncio.Task[int | None] | None:
+    """On a first page that will need a total, count while the page is read: on its own
+    connection, the latency is the longer of the two rather than their sum. Not inside a
+    transaction (one connection, one statement at a time)."""
+    if sr.cursor or sr.total == "none" or repo.conn is not None:
+        return None
+    return asyncio.ensure_future(_page_total(repo, m, sr, limit))
+
+
+async def _page_total(repo: Repository, m: _Matches, sr: SearchRequest, limit: int) -> int | None:
     mode = sr.total or ("default" if not sr.cursor else "none")
     if mode == "none":
         return None
-    if not sr.cursor and sr.offset == 0 and not more:
-        return n  # the first page holds every match
     if mode == "estimate":
         return await repo.estimate_rows(m.counting(None))
     if mode == "accurate":

@@ -74,6 +74,11 @@ def _with_meta(resource: dict[str, Any], res_id: str, version: int, ts: int) -> 
 
 
 def _row_to_stored(row: Any) -> Stored:
+    """A `resources` row (the first six columns, in table order) as a Stored version."""
+    return Stored(row[0], row[1], row[2], row[3], bool(row[4]), bytes(row[5]))
+
+
+def _history_to_stored(row: Any) -> Stored:
     return Stored(
         row.res_type,
         row.res_id,
@@ -81,7 +86,7 @@ def _row_to_stored(row: Any) -> Stored:
         row.last_updated,
         bool(row.deleted),
         bytes(row.content),
-        getattr(row, "method", "PUT"),
+        row.method,
     )
 
 
@@ -94,6 +99,10 @@ def _history_conditions(res_type: str | None, res_id: str | None, since: int | N
     if since is not None:
         conds.append(history.c.last_updated >= since)
     return conds
+
+
+def _same_key(keys: Any) -> Any:
+    return and_(resources.c.res_type == keys.c.res_type, resources.c.res_id == keys.c.res_id)
 
 
 def lock_key(text_key: str) -> int:
@@ -183,7 +192,7 @@ class Repository:
         )
         async with self._reading() as conn:
             row = (await conn.execute(q)).first()
-        return _row_to_stored(row) if row else None
+        return _history_to_stored(row) if row else None
 
     async def history(
         self,
@@ -208,7 +217,7 @@ class Repository:
         )
         async with self._reading() as conn:
             rows = (await conn.execute(q)).all()
-        entries = [(r.hid, _row_to_stored(r)) for r in rows[:count]]
+        entries = [(r.hid, _history_to_stored(r)) for r in rows[:count]]
         next_cursor = entries[-1][0] if len(rows) > count and entries else None
         return HistoryPage(entries, next_cursor)
 
@@ -226,11 +235,6 @@ class Repository:
         q = select(resources).where(and_(*where)).order_by(*order_by).limit(limit).offset(offset)
         async with self._reading() as conn:
             return [_row_to_stored(r) for r in await conn.execute(q)]
-
-    async def search_count(self, where: list[Any]) -> int:
-        q = select(func.count()).select_from(resources).where(and_(*where))
-        async with self._reading() as conn:
-            return int((await conn.execute(q)).scalar_one())
 
     async def search_page(
         self, where: list[Any], keys: list[Any], order_by: list[Any], limit: int, offset: int = 0
@@ -256,16 +260,36 @@ class Repository:
         async with self._reading() as conn:
             return [_row_to_stored(r) for r in await conn.execute(q)]
 
+    async def search_keys(
+        self, keys: Any, where: list[Any], order_by: list[Any], limit: int | None = None
+    ) -> list[Stored]:
+        """Current resources whose (res_type, res_id) are rows of `keys` (a subquery with those
+        two columns) and that satisfy `where`; one statement."""
+        q = (
+            select(resources)
+            .join(keys, _same_key(keys))
+            .where(resources.c.deleted.is_(False), *where)
+            .order_by(*order_by)
+            .limit(limit)
+        )
+        async with self._reading() as conn:
+            return [_row_to_stored(r) for r in await conn.execute(q)]
+
+    async def count_keys(self, keys: Any, where: list[Any]) -> int:
+        """How many current resources search_keys() would return without a limit."""
+        q = (
+            select(keys.c.res_id)
+            .join(resources, _same_key(keys))
+            .where(resources.c.deleted.is_(False), *where)
+        )
+        return await self.count_rows(q)
+
     async def count_rows(self, q: Any) -> int:
         """The number of rows a select returns."""
         async with self._reading() as conn:
             return int(
                 (await conn.execute(select(func.count()).select_from(q.subquery()))).scalar_one()
             )
-
-    async def search_estimate(self, where: list[Any]) -> int:
-        """The planner's row estimate on PostgreSQL (no scan); an exact count elsewhere."""
-        return await self.estimate_rows(select(resources.c.res_id).where(and_(*where)))
 
     async def estimate_rows(self, q: Any) -> int:
         """The planner's estimate of the rows a select returns on PostgreSQL (no scan); an exact

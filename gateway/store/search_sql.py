@@ -13,7 +13,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, not_, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    exists,
+    literal,
+    not_,
+    or_,
+    select,
+    tuple_,
+    union_all,
+)
 
 from gateway.fhir import outcomes
 from gateway.fhir.search_request import Clause, SearchRequest
@@ -123,11 +135,19 @@ class SearchSql:
     def _chain_ids(self, res_type: str, c: Clause) -> Select[Any]:
         assert c.chain is not None
         r = idx_reference.c
-        per_target = [
-            and_(r.target_type == target, r.target_id.in_(self.ids(target, inner)))
+        # (type, id) of every target that satisfies the inner clause, as one set: the planner
+        # looks each up in the target index (an OR of per-type IN lists made it scan every
+        # reference row of the source type).
+        targets = [
+            select(literal(target, String).label("t"), self.ids(target, inner).subquery().c[0])
             for target, inner in c.chain.items()
         ]
-        return select(r.res_id).where(r.res_type == res_type, r.param == c.name, or_(*per_target))
+        pairs = targets[0] if len(targets) == 1 else union_all(*targets)
+        return select(r.res_id).where(
+            r.res_type == res_type,
+            r.param == c.name,
+            tuple_(r.target_type, r.target_id).in_(pairs),
+        )
 
     def _has_ids(self, res_type: str, c: Clause) -> Select[Any]:
         assert c.has is not None

@@ -88,20 +88,20 @@ idx_string = _index_table(
     "string",
     Column("norm", Text, nullable=False),
     Column("exact", Text, nullable=False),
-    value_index=("norm",),
+    value_index=("norm", "res_id"),
 )
 idx_date = _index_table(
     "date",
     Column("low", BigInteger, nullable=False),
     Column("high", BigInteger, nullable=False),
-    value_index=("low", "high"),
+    value_index=("low", "high", "res_id"),
 )
 idx_number = _index_table(
     "number",
     Column("value", Float, nullable=False),
     Column("low", Float, nullable=False),
     Column("high", Float, nullable=False),
-    value_index=("value",),
+    value_index=("value", "res_id"),
 )
 idx_quantity = _index_table(
     "quantity",
@@ -113,7 +113,7 @@ idx_quantity = _index_table(
     Column("unit", Text),
     Column("canon_value", Float),
     Column("canon_code", Text),
-    value_index=("value",),
+    value_index=("value", "res_id"),
 )
 idx_reference = _index_table(
     "reference",
@@ -125,7 +125,7 @@ idx_reference = _index_table(
     Column("ident_value", Text),
     value_index=None,  # ix_idx_reference_target below serves value searches too
 )
-idx_uri = _index_table("uri", Column("uri", Text, nullable=False), value_index=("uri",))
+idx_uri = _index_table("uri", Column("uri", Text, nullable=False), value_index=("uri", "res_id"))
 
 # Search indexes of migrations 0002 and 0003. References are found by target for value
 # searches, chains, _revinclude, _has and $everything alike (ending in res_id: pages stream in
@@ -148,7 +148,14 @@ for _name, _col in (("ix_idx_reference_ident", "ident_value"), ("ix_idx_referenc
         postgresql_where=_present,
         sqlite_where=_present,
     )
-Index("ix_idx_date_high", idx_date.c.res_type, idx_date.c.param, idx_date.c.high)
+Index(
+    "ix_idx_date_high",
+    idx_date.c.res_type,
+    idx_date.c.param,
+    idx_date.c.high,
+    idx_date.c.low,
+    idx_date.c.res_id,
+)
 for _name, _table, _col in (
     ("ix_idx_string_prefix", idx_string, "norm"),
     ("ix_idx_token_text", idx_token, "text"),
@@ -159,6 +166,7 @@ for _name, _table, _col in (
         _table.c.res_type,
         _table.c.param,
         _table.c[_col],
+        _table.c.res_id,
         postgresql_ops={_col: "text_pattern_ops"},
     ).ddl_if(dialect="postgresql")
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -35,3 +38,27 @@ async def test_migrated_schema_matches_the_declared_tables(database_url):
     skip = _other_dialect_only(dialect)
     diff = [d for d in diff if not (d[0] == "add_index" and d[1].name in skip)]
     assert diff == []
+
+
+async def test_migrations_downgrade_and_upgrade_again(tmp_path):
+    from gateway.store.migrate import alembic_config, upgrade_async
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'roundtrip.db'}"
+    await upgrade_async(url)
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "base")
+    await upgrade_async(url)
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
+            )
+    finally:
+        await engine.dispose()
+    skip = _other_dialect_only("sqlite")
+    assert [
+        d
+        for d in diff
+        if not (d[0] == "add_index" and d[1].name in skip)
+        and not (d[0] == "remove_table" and d[1].name == "alembic_version")
+    ] == []

@@ -50,7 +50,7 @@ async def test_paging_covers_everything_once(reader, sort):
 async def test_id_driven_pages_cover_everything_once_both_ways(app, reader, query):
     with count_statements(app.state.core) as counter:
         whole = await ids(reader, f"{query}&_count=100")
-    assert "page_ids" in counter.statements[0]  # the page came from the index tables
+    assert any("page_ids" in st for st in counter.statements)  # the page: from index tables
     assert len(whole) >= 3 and whole == sorted(whole)
     assert await all_ids(reader, f"{query}&_count=2") == whole
     # Walk back from the last page with previous links: the same ids, in reverse page order.

@@ -8,6 +8,7 @@ same for every Patient the client may see (no access policy yet: all of them).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,11 +20,10 @@ from gateway.fhir.parse import is_resource_type
 from gateway.fhir.request import FhirResponse
 from gateway.fhir.router import Call
 from gateway.fhir.search_values import date_range
-from gateway.search.compartment import everything_where
+from gateway.search.compartment import everything_keys
 from gateway.search.paging import beyond, decode_cursor, encode_cursor, order_by
 from gateway.store.tables import resources
 
-KEYS = [(resources.c.res_type, False), (resources.c.res_id, False)]
 DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
 
 
@@ -58,24 +58,34 @@ async def everything(call: Call) -> FhirResponse:
         if current is None or current.deleted:
             raise outcomes.not_found("Patient", call.res_id)
         patient_ids = [call.res_id]
-    where = everything_where(patient_ids, _types(params), _since(params))
+    keys = everything_keys(patient_ids)
+    sort = [(keys.c.res_type, False), (keys.c.res_id, False)]
+    where: list[Any] = []
+    types = _types(params)
+    if types:
+        where.append(keys.c.res_type.in_(types))
+    since = _since(params)
+    if since is not None:
+        where.append(resources.c.last_updated >= since)
     count = _count(call, params)
     conds = list(where)
     cursor = params.get("_cursor")
     direction = None
     if cursor:
-        direction, values = decode_cursor(str(cursor), len(KEYS))
-        conds.append(beyond(KEYS, values, before=direction == "b"))
+        direction, values = decode_cursor(str(cursor), len(sort))
+        conds.append(beyond(sort, values, before=direction == "b"))
     backwards = direction == "b"
-    exprs = [k for k, _ in KEYS]
-    rows = await call.repo.search_page(conds, exprs, order_by(KEYS, backwards), count + 1)
+    page = call.repo.search_keys(keys, conds, order_by(sort, backwards), count + 1)
+    if cursor or call.repo.conn is not None:
+        found, counted = await page, None
+    else:  # a first page: count on another connection meanwhile
+        found, counted = await asyncio.gather(page, call.repo.count_keys(keys, where))
+    rows = [(st, [st.res_type, st.res_id]) for st in found]
     more = len(rows) > count
     rows = rows[:count]
     if backwards:
         rows.reverse()
-    total = len(rows) if not cursor and not more else None
-    if total is None and not cursor:
-        total = await call.repo.search_count(where)
+    total = len(rows) if not cursor and not more else counted
     return FhirResponse(200, _bundle(call, rows, total, more, cursor, backwards))
 
 
