@@ -11,6 +11,7 @@ with that identifier; ``_has:Observation:patient:code=y`` → the target ids of 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -29,10 +30,20 @@ from sqlalchemy import (
 
 from gateway.fhir import outcomes
 from gateway.fhir.search_request import Clause, SearchRequest
+from gateway.search.cardinality import one_date_row
 from gateway.search.sql_values import ValueConditions
 from gateway.store.tables import INDEX_TABLES, idx_reference, resources
 
 Normaliser = Callable[[str], str]
+
+
+@dataclass(frozen=True, slots=True)
+class OneRow:
+    """Clauses on one date parameter that all hold of the resource's one index row."""
+
+    clauses: tuple[Clause, ...]
+
+
 R = resources.c
 
 
@@ -44,7 +55,9 @@ class SearchSql:
         conds: list[ColumnElement[bool]] = [R.deleted.is_(False)]
         if sr.res_type:
             conds.append(R.res_type == sr.res_type)
-            conds.extend(self.cond(sr.res_type, c) for c in sr.clauses)
+            conds.extend(
+                self._cond_item(sr.res_type, c) for c in self._grouped(sr.res_type, sr.clauses)
+            )
         elif sr.types:
             conds.append(
                 or_(
@@ -71,18 +84,58 @@ class SearchSql:
         (only _id, _lastUpdated, :missing, :not) or with _sort."""
         if not sr.res_type or sr.sort:
             return None
-        driver = next((c for c in sr.clauses if self._drives(c)), None)
+        items = self._grouped(sr.res_type, sr.clauses)
+        driver = next((c for c in items if self._drives(c)), None)
         if driver is None:
             return None
-        col = self.ids(sr.res_type, driver).subquery("driver").c[0]
-        others = [col.in_(self.ids(sr.res_type, c)) for c in sr.clauses if c is not driver]
+        col = self._item_ids(sr.res_type, driver).subquery("driver").c[0]
+        others = [col.in_(self._item_ids(sr.res_type, c)) for c in items if c is not driver]
         return col, others
 
     @staticmethod
-    def _drives(c: Clause) -> bool:
-        if c.has is not None or c.chain is not None:
+    def _drives(c: Clause | OneRow) -> bool:
+        if isinstance(c, OneRow) or c.has is not None or c.chain is not None:
             return True
         return c.param is not None and c.modifier not in ("missing", "not")
+
+    # --- clauses that hold of one index row together ----------------------------------------
+    @staticmethod
+    def _grouped(res_type: str, clauses: list[Clause]) -> list[Clause | OneRow]:
+        """The clauses, those on a date parameter with one index row per resource (see
+        gateway/search/cardinality.py) gathered per parameter: `date=ge2015&date=lt2016`
+        becomes one range on one row, not the intersection of two large sets."""
+        out: list[Any] = []
+        groups: dict[str, list[Clause]] = {}
+        for c in clauses:
+            one_row = (
+                c.type == "date"
+                and c.modifier is None
+                and c.param is not None
+                and c.param.expression is not None
+                and one_date_row(res_type, c.param.expression)
+            )
+            if not one_row:
+                out.append(c)
+            elif c.name in groups:
+                groups[c.name].append(c)
+            else:
+                groups[c.name] = [c]
+                out.append(groups[c.name])
+        return [
+            (OneRow(tuple(x)) if len(x) > 1 else x[0]) if isinstance(x, list) else x for x in out
+        ]
+
+    def _item_ids(self, res_type: str, c: Clause | OneRow) -> Select[Any]:
+        if not isinstance(c, OneRow):
+            return self.ids(res_type, c)
+        t = self._table(c.clauses[0])
+        each = [or_(*(self.values.cond(t, k, v) for v in k.values)) for k in c.clauses]
+        return select(t.c.res_id).where(*self._param_rows(res_type, c.clauses[0]), *each)
+
+    def _cond_item(self, res_type: str, c: Clause | OneRow) -> ColumnElement[bool]:
+        if isinstance(c, OneRow):
+            return R.res_id.in_(self._item_ids(res_type, c))
+        return self.cond(res_type, c)
 
     # --- top level: conditions on the resources table -------------------------------------
     def cond(self, res_type: str, c: Clause) -> ColumnElement[bool]:

@@ -178,6 +178,13 @@ def cases(data: dict[str, list[dict]]) -> list[tuple[str, str, Callable[[dict], 
             ),
         ),
         (
+            "Encounter",
+            "date=ge2010-01-01&date=lt2012-06-01",
+            lambda d: any(
+                hi >= day("2010-01-01") and lo < day("2012-06-01") for lo, hi in dates(d, "period")
+            ),
+        ),
+        (
             "DiagnosticReport",
             "subject:Patient.gender=female",
             lambda d: d["subject"]["reference"].split("/")[1] in female_ids,
