@@ -7,24 +7,29 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from gateway.events.bus import EventBus, InProcessBus, RedisStreamBus
 from gateway.events.relay import OutboxRelay
+from gateway.fhir import outcomes
 from gateway.fhir.conformance import install_conformance
 from gateway.fhir.core import FhirCore
 from gateway.fhir.operations import Operation
 from gateway.fhir.operations.everything import EVERYTHING
 from gateway.fhir.operations.terminology import EXPAND, LOOKUP, VALIDATE_CODE
 from gateway.fhir.operations.validate import VALIDATE
-from gateway.http.adapter import fhir_endpoint
+from gateway.http.adapter import error_response, fhir_endpoint
 from gateway.search.extract import IndexExtractor
 from gateway.search.registry import SearchParamRegistry
 from gateway.settings import Settings
 from gateway.store.engine import create_engine
 from gateway.store.store import Store
 
-METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+# Every method reaches the FHIR router, which answers the ones it does not serve with a 405
+# OperationOutcome (Starlette's own 405 would be plain JSON).
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"]
 
 
 def load_registry(settings: Settings) -> SearchParamRegistry:
@@ -81,6 +86,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     base = settings.base_path.rstrip("/")
     app.add_route(base, fhir_endpoint, methods=METHODS)
     app.add_route(base + "/{path:path}", fhir_endpoint, methods=METHODS)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """Errors raised before the FHIR endpoint (unknown paths, …): OperationOutcomes too."""
+        code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
+        err = outcomes.error(exc.status_code, code, "GW-1028", str(exc.detail))
+        return error_response(err)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

@@ -480,10 +480,6 @@ async def test_binary_json_patch_entry(client):
 
 
 # --- malformed bundles are 4xx, never 5xx ------------------------------------------------
-def _bug(reason: str):
-    return pytest.mark.xfail(reason=f"BUG: {reason}", strict=True)
-
-
 @pytest.mark.parametrize(
     "bad_entry",
     [
