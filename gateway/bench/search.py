@@ -8,19 +8,18 @@ Patient $everything, with 1 and 8 concurrent clients.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import random
 import re
-import statistics
 import time
 import uuid
 from collections.abc import Callable
+from urllib.parse import quote
 
-import httpx
 import orjson
 from rich.table import Table
 
+from gateway.bench.clients import Connection, median_p95_ms, run_clients
 from gateway.bench.server import gateway_process
 
 HEADERS = {"content-type": "application/fhir+json"}
@@ -39,31 +38,26 @@ def fresh_copy(body: bytes) -> bytes:
     return UUID.sub(sub, body)
 
 
-async def load(base: str, bundles: list[bytes], info: list[bytes], copies: int) -> int:
+def load(base: str, bundles: list[bytes], info: list[bytes], copies: int) -> int:
     """Ingest the info bundles once, then `copies` fresh copies of every patient bundle."""
-    total = 0
-    async with httpx.AsyncClient(timeout=600) as c:
-        for b in info:
-            r = await c.post(base, content=b, headers=HEADERS)
-            assert r.status_code == 200, r.text[:500]
-        queue = [(i, b) for i in range(copies) for b in bundles]
-        sem = asyncio.Semaphore(8)
+    for b in info:
+        r = Connection(base).request("POST", "", b, HEADERS)
+        assert r.status == 200, r.body[:500]
+    queue = [b for _ in range(copies) for b in bundles]
+    loaded: list[int] = []
 
-        async def one(body: bytes) -> int:
-            async with sem:
-                r = await c.post(base, content=fresh_copy(body), headers=HEADERS)
-                assert r.status_code == 200, r.text[:500]
-                return len(r.json().get("entry", []))
+    def work(c: Connection, i: int) -> None:
+        r = c.request("POST", "", fresh_copy(queue[i]), HEADERS)
+        assert r.status == 200, r.body[:500]
+        loaded.append(len(orjson.loads(r.body).get("entry", [])))
 
-        for n in await asyncio.gather(*(one(b) for _, b in queue)):
-            total += n
-    return total
+    run_clients(base, 8, len(queue), work)
+    return sum(loaded)
 
 
-async def samples(base: str) -> dict[str, list[str]]:
-    async with httpx.AsyncClient(timeout=600) as c:
-        r = await c.get(f"{base}/Patient", params={"_count": "300", "_elements": "identifier,name"})
-        pats = [e["resource"] for e in r.json()["entry"]]
+def samples(base: str) -> dict[str, list[str]]:
+    r = Connection(base).request("GET", "Patient?_count=300&_elements=identifier,name")
+    pats = [e["resource"] for e in orjson.loads(r.body)["entry"]]
     idents = [
         f"{i['system']}|{i['value']}"
         for p in pats
@@ -94,31 +88,23 @@ def queries(s: dict[str, list[str]]) -> dict[str, Callable[[random.Random], str]
     }
 
 
-async def measure(
+def measure(
     base: str, make: Callable[[random.Random], str], clients: int, n: int
 ) -> tuple[float, float]:
     rnd = random.Random(11)
     urls = [make(rnd) for _ in range(n)]
-    lat: list[float] = []
-    it = iter(urls)
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(limits=limits, timeout=600) as c:
-        await c.get(f"{base}/{urls[0]}&_count=20" if "?" in urls[0] else f"{base}/{urls[0]}")
+    urls = [f"{u}{'&' if '?' in u else '?'}_count=20" for u in urls]
 
-        async def loop() -> None:
-            for u in it:
-                sep = "&" if "?" in u else "?"
-                t = time.perf_counter()
-                r = await c.get(f"{base}/{u}{sep}_count=20")
-                lat.append(time.perf_counter() - t)
-                assert r.status_code == 200, (u, r.text[:300])
+    def work(c: Connection, i: int) -> None:
+        r = c.request("GET", quote(urls[i], safe="/?&=:|,$-._~"))
+        assert r.status == 200, (urls[i], r.body[:300])
 
-        await asyncio.gather(*(loop() for _ in range(clients)))
-    lat.sort()
-    return statistics.median(lat) * 1000, lat[max(0, int(len(lat) * 0.95) - 1)] * 1000
+    run_clients(base, 1, 1, lambda c, i: work(c, 0))  # warm: plans and statements
+    _, lat = run_clients(base, clients, n, work)
+    return median_p95_ms(lat)
 
 
-async def run(
+def run(
     name: str,
     url: str,
     args: argparse.Namespace,
@@ -128,14 +114,14 @@ async def run(
 ) -> None:
     with gateway_process(url, args.workers) as server:
         t = time.perf_counter()
-        n = await load(server.base, bundles, info, args.copies)
+        n = load(server.base, bundles, info, args.copies)
         secs = time.perf_counter() - t
         print(f"{name}: loaded {n:,} resources in {secs:.0f} s ({n / secs:,.0f}/s)", flush=True)
-        s = await samples(server.base)
+        s = samples(server.base)
         for label, make in queries(s).items():
             row = [name, label]
             for clients in (1, 8):
-                med, p95 = await measure(server.base, make, clients, args.searches)
+                med, p95 = measure(server.base, make, clients, args.searches)
                 row += [f"{med:.1f}", f"{p95:.1f}"]
             table.add_row(*row)
             print(" ".join(row), flush=True)
@@ -173,10 +159,10 @@ def main_search(args: argparse.Namespace, corpora, pg_admin: str) -> Table:  # t
     table = search_table(args.workers, args.copies)
     if args.only in (None, "postgres"):
         with throwaway_postgres(pg_admin) as url:
-            asyncio.run(run("PostgreSQL", url, args, table, bundles, info))
+            run("PostgreSQL", url, args, table, bundles, info)
     if args.only in (None, "sqlite"):
         with throwaway_sqlite() as url:
-            asyncio.run(run("SQLite", url, args, table, bundles, info))
+            run("SQLite", url, args, table, bundles, info)
     return table
 
 
