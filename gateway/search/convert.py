@@ -144,10 +144,15 @@ def _token_emitter(code: str, kind: str) -> Emit | None:
         def emit(v: Any, rows: IndexRows) -> None:
             if type(v) is not dict:
                 return
-            for c in _list(v.get("coding")):
+            codings = _list(v.get("coding"))
+            for c in codings:
                 _token_coding(code, c, rows.token)
             text = _norm(v.get("text"))
-            if text:
+            # :text matches the text or a display: a text equal to a coding's display (most
+            # coded data) is already found through that coding's row.
+            if text and not any(
+                type(c) is dict and _norm(c.get("display")) == text for c in codings
+            ):
                 rows.token.add(TokenRow(code, None, None, text))
 
         return emit
