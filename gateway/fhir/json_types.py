@@ -79,82 +79,115 @@ def field_kinds(model: Any) -> Kinds:
     return kinds
 
 
+_KIND_WANT = {
+    "boolean": "a JSON boolean",
+    "integer": "a JSON integer",
+    "decimal": "a JSON number",
+    "string": "a JSON string",
+}
+
+
 def check_json_types(resource: dict[str, Any], model: Any, root: str) -> list[Issue]:
+    """Issues for every primitive without its JSON type, every string with control characters
+    and every nested resource without a known resourceType. One iterative walk; a value's
+    FHIRPath is spelled out only when it has an issue (paths are (parent, step) chains)."""
     issues: list[Issue] = []
-    _walk(resource, model, root, issues)
+    stack: list[tuple[dict[str, Any], Any, Any]] = [(resource, model, root)]
+    while stack:
+        node, node_model, where = stack.pop()
+        kinds = field_kinds(node_model)
+        for key, value in node.items():
+            spec = kinds.get(key)
+            if spec is None:
+                continue  # unknown elements are the model's to report
+            kind, child = spec
+            if type(value) is list:
+                for i, item in enumerate(value):
+                    if item is not None:
+                        _check(item, kind, child, (where, key, i), issues, stack)
+            elif value is not None:  # null stands beside its _element (json.html)
+                _check(value, kind, child, (where, key, None), issues, stack)
     return issues
 
 
-def _walk(node: dict[str, Any], model: Any, path: str, issues: list[Issue]) -> None:
-    kinds = field_kinds(model)
-    for key, value in node.items():
-        spec = kinds.get(key)
-        if spec is None:
-            continue  # unknown elements are the model's to report
-        kind, child = spec
-        if isinstance(value, list):
-            for i, item in enumerate(value):
-                _check(item, kind, child, f"{path}.{key}[{i}]", issues, in_list=True)
-        else:
-            _check(value, kind, child, f"{path}.{key}", issues, in_list=False)
+def _path(where: Any) -> str:
+    parts: list[str] = []
+    while type(where) is tuple:
+        where, key, index = where
+        parts.append(f".{key}" if index is None else f".{key}[{index}]")
+    return where + "".join(reversed(parts))
 
 
 def _check(
-    value: Any, kind: str, child: Any, path: str, issues: list[Issue], in_list: bool
+    value: Any,
+    kind: str,
+    child: Any,
+    where: tuple[Any, str, int | None],
+    issues: list[Issue],
+    stack: list[tuple[dict[str, Any], Any, Any]],
 ) -> None:
-    if value is None:
-        return  # null stands in for an absent primitive beside its _element (json.html)
-    if kind in _JSON_TYPE:
-        ok = isinstance(value, _JSON_TYPE[kind]) and (
-            kind == "boolean" or not isinstance(value, bool)
-        )
-        if not ok:
-            want = {
-                "boolean": "a JSON boolean",
-                "integer": "a JSON integer",
-                "decimal": "a JSON number",
-                "string": "a JSON string",
-            }[kind]
-            issues.append(
-                Issue(
-                    "value",
-                    f"{path}: must be {want}, not {type(value).__name__} {value!r:.40}",
-                    "GW-1102",
-                    expression=(path,),
+    t = type(value)
+    if kind == "complex":
+        if t is dict:
+            stack.append((value, child, where))
+        return  # not an object: the model reports structure errors
+    if kind == "string":
+        if t is str:
+            if _CONTROL.search(value):
+                path = _path(where)
+                issues.append(
+                    Issue(
+                        "value",
+                        f"{path}: control characters other than tab, CR and LF are not allowed",
+                        "GW-1104",
+                        expression=(path,),
+                    )
                 )
-            )
-        elif kind == "string" and _CONTROL.search(value):
-            issues.append(
-                Issue(
-                    "value",
-                    f"{path}: control characters other than tab, CR and LF are not allowed",
-                    "GW-1104",
-                    expression=(path,),
-                )
-            )
-        elif kind == "integer" and isinstance(value, float) and not value.is_integer():
-            issues.append(
-                Issue("value", f"{path}: must be an integer", "GW-1102", expression=(path,))
-            )
-        return
-    if not isinstance(value, dict):
-        return  # the model reports structure errors
-    if kind == "resource":
-        from gateway.fhir.parse import model_class
-
-        rtype = value.get("resourceType")
-        model = model_class(rtype) if isinstance(rtype, str) else None
-        if model is None:  # json.html: every resource, contained ones too, names its type
-            what = f"unknown resourceType {rtype!r:.40}" if rtype is not None else "no resourceType"
-            issues.append(
-                Issue(
-                    "structure",
-                    f"{path}: a resource with {what}",
-                    "GW-1105",
-                    expression=(f"{path}.resourceType",),
-                )
-            )
             return
-        _walk(value, model, path, issues)
+    elif kind == "boolean":
+        if t is bool:
+            return
+    elif kind == "integer":
+        if t is int:
+            return
+    elif kind == "decimal":
+        if t is int or t is float:
+            return
+    elif kind == "resource":
+        if t is dict:
+            _nested_resource(value, where, issues, stack)
         return
-    _walk(value, child, path, issues)
+    path = _path(where)
+    issues.append(
+        Issue(
+            "value",
+            f"{path}: must be {_KIND_WANT[kind]}, not {t.__name__} {value!r:.40}",
+            "GW-1102",
+            expression=(path,),
+        )
+    )
+
+
+def _nested_resource(
+    value: dict[str, Any],
+    where: tuple[Any, str, int | None],
+    issues: list[Issue],
+    stack: list[tuple[dict[str, Any], Any, Any]],
+) -> None:
+    from gateway.fhir.parse import model_class
+
+    rtype = value.get("resourceType")
+    model = model_class(rtype) if isinstance(rtype, str) else None
+    if model is None:  # json.html: every resource, contained ones too, names its type
+        path = _path(where)
+        what = f"unknown resourceType {rtype!r:.40}" if rtype is not None else "no resourceType"
+        issues.append(
+            Issue(
+                "structure",
+                f"{path}: a resource with {what}",
+                "GW-1105",
+                expression=(f"{path}.resourceType",),
+            )
+        )
+        return
+    stack.append((value, model, where))
