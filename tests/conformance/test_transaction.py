@@ -151,6 +151,21 @@ async def test_version_conflict_in_last_entry_rejects_earlier_writes(client):
     assert (await client.get("/Patient/tx-new-2")).status_code == 404
 
 
+async def test_invalid_entry_is_reported_before_a_write_conflict(client):
+    # Writes overlap validation; a conflict met while validating must not hide the invalid
+    # entry: every invalid entry is reported first (and nothing is written).
+    kept = await create(client, patient("kept", gender="male"))
+    before = await all_versions(client)
+    bundle = tx(
+        entry("PUT", f"Patient/{kept['id']}", {**kept, "gender": "female"}, ifMatch='W/"7"'),
+        entry("POST", "Patient", patient("bad", birthDate="2024-02-31")),
+    )
+    r = await post_bundle(client, bundle)
+    assert_outcome(r, 400)
+    assert any("Bundle.entry[1]" in e for i in r.json()["issue"] for e in i.get("expression", []))
+    await _assert_nothing_changed(client, before, kept)
+
+
 async def test_failing_delete_precondition_rejects_everything(client):
     kept = await create(client, patient("kept"))
     before = await all_versions(client)

@@ -9,8 +9,10 @@ ones because they share the transaction:
 5. conditional references (`Patient?identifier=…`) are resolved, so they can name resources
    the same transaction created; the versions holding them are amended in place.
 Links to `urn:uuid:` fullUrls are rewritten before the writes (gateway.fhir.bundle_links).
-Entries are validated on the worker pool while steps 1–2 run; every invalid entry is reported
-together, before any other error. POST and PUT entries are written in one bulk write.
+Entries are validated on the worker pool while steps 1–3 run (when no write hook needs
+validated resources): the writes go to the database meanwhile, and nothing commits before
+validation has passed; every invalid entry is reported together, before any other error.
+POST and PUT entries are written in one bulk write.
 """
 
 from __future__ import annotations
@@ -47,14 +49,24 @@ async def transaction(call: Call, items: list[Item]) -> FhirResponse:
     )
     include = prefer_return(call.req) == "representation"
     ordered = sorted(items, key=lambda it: (ORDER[it.method], it.index))
+    # Domain rules (write hooks) only ever see validated resources; without them the writes
+    # overlap the validation (the workers validate while this process writes).
+    pending = validated if not call.core.store.hooks else None
     async with call.repo.transaction() as tx:
         try:
             await _deletes(call, tx, [it for it in ordered if it.method == "DELETE"])
             idmap = await _identities(call, tx, ordered)
-        finally:
-            await validated  # every invalid entry is reported, before any other error
-        _rewrite_links(call, items, idmap)
-        await _writes(call, tx, [it for it in ordered if it.method in ("POST", "PUT")], include)
+            if pending is None:
+                await validated
+            _rewrite_links(call, items, idmap)
+            writes = [it for it in ordered if it.method in ("POST", "PUT")]
+            await _writes(call, tx, writes, include)
+        except BaseException:
+            if pending is not None:
+                await pending  # every invalid entry is reported, before any other error
+            raise
+        if pending is not None:
+            await pending  # nothing commits before validation has passed
         for it in ordered:
             if it.method == "PATCH":
                 await _dispatch(call, tx, it, include)
