@@ -20,7 +20,7 @@ import orjson
 from rich.table import Table
 
 from gateway.bench.clients import Connection, median_p95_ms, run_clients
-from gateway.bench.server import gateway_process
+from gateway.bench.server import analyze, gateway_process
 
 HEADERS = {"content-type": "application/fhir+json"}
 UUID = re.compile(rb"urn:uuid:([0-9a-f\-]{36})")
@@ -117,6 +117,7 @@ def run(
         n = load(server.base, bundles, info, args.copies)
         secs = time.perf_counter() - t
         print(f"{name}: loaded {n:,} resources in {secs:.0f} s ({n / secs:,.0f}/s)", flush=True)
+        analyze(url)
         s = samples(server.base)
         for label, make in queries(s).items():
             row = [name, label]

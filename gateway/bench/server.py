@@ -38,20 +38,27 @@ def _free_port() -> int:
 def throwaway_postgres(admin_url: str) -> Iterator[str]:
     name = f"gw_bench_{uuid.uuid4().hex[:10]}"
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    _pg_admin(admin_url, f'CREATE DATABASE "{name}"')
+    _execute(admin_url, f'CREATE DATABASE "{name}"')
     try:
         yield url
     finally:
-        _pg_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _pg_admin(admin_url: str, sql: str) -> None:
+def analyze(database_url: str) -> None:
+    """Refresh the planner's statistics after a bulk load, as autovacuum would in a running
+    system: a freshly loaded table's stale estimates pick poor plans for a while."""
+    sql = "VACUUM ANALYZE" if database_url.startswith("postgresql") else "ANALYZE"
+    _execute(database_url, sql)
+
+
+def _execute(url: str, sql: str) -> None:
     import asyncio
 
     from gateway.store.engine import create_engine as create_async
 
     async def run() -> None:
-        engine = create_async(admin_url)
+        engine = create_async(url)
         async with engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             await conn.execute(text(sql))
