@@ -14,6 +14,7 @@ from typing import Any
 
 from gateway.fhir import outcomes
 from gateway.fhir.outcomes import Issue
+from gateway.search.composite import component_types
 
 RESULT_PARAMS = {
     "_count",
@@ -49,6 +50,9 @@ class Clause:
     chain: dict[str, Clause] | None = None
     # Reverse chain: (source type, reference parameter, clause on the source type).
     has: tuple[str, str, Clause] | None = None
+    # Composite: the component parameters' types, and each OR value split into components.
+    components: tuple[str, ...] = ()
+    parts: list[list[str]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +91,16 @@ class SearchRequest:
 
 def split_or(value: str) -> list[str]:
     """Split on unescaped commas; '\\,' is a literal comma."""
-    out, cur, i = [], [], 0
+    return ["$".join(parts) for parts in split_composite(value)]
+
+
+def split_composite(value: str) -> list[list[str]]:
+    """Split on unescaped commas (OR), each value on unescaped '$' (a composite parameter's
+    components); '\\,', '\\$', '\\|' and '\\\\' are literal."""
+    out: list[list[str]] = []
+    parts: list[str] = []
+    cur: list[str] = []
+    i = 0
     while i < len(value):
         c = value[i]
         if c == "\\" and i + 1 < len(value) and value[i + 1] in ",$|\\":
@@ -95,12 +108,15 @@ def split_or(value: str) -> list[str]:
             i += 2
             continue
         if c == ",":
-            out.append("".join(cur))
+            out.append([*parts, "".join(cur)])
+            parts, cur = [], []
+        elif c == "$":
+            parts.append("".join(cur))
             cur = []
         else:
             cur.append(c)
         i += 1
-    out.append("".join(cur))
+    out.append([*parts, "".join(cur)])
     return out
 
 
@@ -129,17 +145,20 @@ class SearchParser:
         sr.warnings.append(issue)
 
     # --- filters ---------------------------------------------------------------------------
-    def clause(self, res_type: str, raw: str, values: list[str], depth: int = 0) -> Clause:
+    def clause(self, res_type: str, raw: str, value: str, depth: int = 0) -> Clause:
         if depth > MAX_CHAIN:
             raise _Unknown(f"Chain '{raw}' is deeper than {MAX_CHAIN} levels")
         if raw.startswith("_has:"):
-            return self._has(res_type, raw, values, depth)
+            return self._has(res_type, raw, value, depth)
         head, dot, tail = raw.partition(".")
         name, _, modifier = head.partition(":")
+        values = split_or(value)
         if name in SPECIAL and not dot:
             return Clause(name, SPECIAL[name], modifier or None, values)
         sp = self.registry.get(res_type, name)
-        if sp is None or sp.type in ("composite", "special") or sp.type not in SORTABLE:
+        if sp is not None and sp.type == "composite" and not dot:
+            return self._composite(res_type, sp, modifier, value)
+        if sp is None or sp.type not in SORTABLE:
             raise _Unknown(f"Unknown search parameter '{name}' for {res_type}")
         if not dot:
             return Clause(name, sp.type, modifier or None, values, sp)
@@ -150,14 +169,34 @@ class SearchParser:
         errors = []
         for t in targets:
             try:
-                chain[t] = self.clause(t, tail, values, depth + 1)
+                chain[t] = self.clause(t, tail, value, depth + 1)
             except _Unknown as exc:
                 errors.append(exc.text)
         if not chain:
             raise _Unknown(errors[0] if errors else f"'{name}' has no target types to chain to")
         return Clause(name, "reference", None, values, sp, chain=chain)
 
-    def _has(self, res_type: str, raw: str, values: list[str], depth: int) -> Clause:
+    def _composite(self, res_type: str, sp: Any, modifier: str, value: str) -> Clause:
+        types = component_types(self.registry, sp)
+        if types is None:
+            raise _Unknown(f"Composite search parameter '{sp.code}' is not supported")
+        if modifier == "missing":  # true/false, not components
+            return Clause(sp.code, "composite", modifier, split_or(value), sp, components=types)
+        parts = split_composite(value)
+        for p in parts:
+            if len(p) != len(types):
+                raise outcomes.bad_request(
+                    f"Invalid value '{'$'.join(p)}' for composite parameter '{sp.code}': "
+                    f"expected {len(types)} components separated by '$'",
+                    sp.code,
+                    "GW-1324",
+                )
+        values = ["$".join(p) for p in parts]
+        return Clause(
+            sp.code, "composite", modifier or None, values, sp, components=types, parts=parts
+        )
+
+    def _has(self, res_type: str, raw: str, value: str, depth: int) -> Clause:
         parts = raw.split(":", 3)
         if len(parts) < 4 or not parts[1] or not parts[2] or not parts[3]:
             raise _Unknown(f"Malformed '{raw}': expected _has:Type:reference:parameter")
@@ -169,19 +208,18 @@ class SearchParser:
             raise _Unknown(f"'{ref}' is not a reference parameter of {src}")
         if sp.target and res_type not in sp.target:
             raise _Unknown(f"{src}.{ref} does not refer to {res_type}")
-        inner = self.clause(src, rest, values, depth + 1)
-        return Clause("_has", "has", None, values, sp, has=(src, ref, inner))
+        inner = self.clause(src, rest, value, depth + 1)
+        return Clause("_has", "has", None, split_or(value), sp, has=(src, ref, inner))
 
     def add_filter(self, sr: SearchRequest, raw: str, value: str) -> None:
-        values = split_or(value)
         try:
             if self.res_type:
-                sr.clauses.append(self.clause(self.res_type, raw, values))
+                sr.clauses.append(self.clause(self.res_type, raw, value))
             elif self.types:  # system search over several types: the parameter on each
                 for t in self.types:
-                    sr.type_clauses.setdefault(t, []).append(self.clause(t, raw, values))
+                    sr.type_clauses.setdefault(t, []).append(self.clause(t, raw, value))
             else:  # system search without _type: only Resource parameters
-                sr.clauses.append(self._system_clause(raw, values))
+                sr.clauses.append(self._system_clause(raw, split_or(value)))
         except _Unknown as exc:
             self.fail(sr, raw, exc.text)
 

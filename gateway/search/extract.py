@@ -7,9 +7,9 @@ with a statically chosen row emitter; the remaining parts are joined and compile
 fhirpathpy (R4 model, ``resolve()`` answered from the reference string). ``mode="fhirpath"``
 forces fhirpathpy for everything — the parity tests compare both modes on the corpora.
 
+Composite parameters index their components' rows per element (gateway.search.composite).
 Not indexed: ``_id`` (the store has it), parameters without expression (``_text``,
-``_content``, ``_query``), ``special`` (Location near) and ``composite`` parameters (they stay
-in the registry with their components; a search builder can combine component rows later).
+``_content``, ``_query``) and ``special`` ones (Location near).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any, Literal
 import fhirpathpy
 from fhirpathpy.engine.nodes import ResourceNode
 
+from gateway.search.composite import CompositePlan, compile_composite
 from gateway.search.convert import Emit, emitter
 from gateway.search.paths import (
     BOOLEAN_TYPE,
@@ -107,9 +108,10 @@ class _TypeRun:
     other: list[tuple[tuple[Any, ...], Emit]]
     computed: list[tuple[Callable[[dict], list[Any]], Emit]]
     fallback: list[tuple[ParamPlan, Callable[..., list[Any]]]]
+    composites: list[CompositePlan]
 
     @classmethod
-    def build(cls, plans: list[ParamPlan]) -> _TypeRun:
+    def build(cls, plans: list[ParamPlan], composites: list[CompositePlan]) -> _TypeRun:
         by_key: dict[str, list[tuple[tuple[Any, ...], Emit]]] = {}
         other: list[tuple[tuple[Any, ...], Emit]] = []
         for plan in plans:
@@ -123,6 +125,7 @@ class _TypeRun:
             other=other,
             computed=[c for plan in plans for c in plan.computed],
             fallback=[(plan, fn) for plan in plans for _, fn in plan.fallback],
+            composites=composites,
         )
 
 
@@ -151,14 +154,20 @@ class IndexExtractor:
         plans = self._plans.get(resource_type)
         if plans is None:
             plans = []
+            composites = []
             for code, p in sorted(self.registry.for_type(resource_type).items()):
+                if p.type == "composite":
+                    composite = compile_composite(self.registry, resource_type, p)
+                    if composite is not None:
+                        composites.append(composite)
+                    continue
                 if p.type not in INDEXED_TYPES or not p.expression or code in UNINDEXED_BASE:
                     continue
                 plan = self._compile(resource_type, p)
                 if plan is not None:
                     plans.append(plan)
             self._plans[resource_type] = plans
-            self._runs[resource_type] = _TypeRun.build(plans)
+            self._runs[resource_type] = _TypeRun.build(plans, composites)
         return plans
 
     def plan(self, resource_type: str, code: str) -> ParamPlan | None:
@@ -231,6 +240,8 @@ class IndexExtractor:
                 emit(x, rows)
         for plan, fn in run.fallback:
             self._eval_fallback(plan, fn, resource, rows)
+        for composite in run.composites:
+            composite.extract(resource, rows)
         return rows
 
     @staticmethod

@@ -105,6 +105,18 @@ _STEP_RE = re.compile(
     rf"|where\(\s*(?P<wname>{_IDENT})\s*=\s*'(?P<wlit>[^'\\]*)'\s*\)"
     rf"|(?P<field>{_IDENT})(?![A-Za-z0-9_(]))"
 )
+# FHIRPath System type names for FHIR primitives: R4's code-value-date component says
+# `value.ofType(DateTime)` for the FHIR dateTime.
+_SYSTEM_TYPES = {
+    "Boolean": "boolean",
+    "String": "string",
+    "Integer": "integer",
+    "Decimal": "decimal",
+    "Date": "date",
+    "DateTime": "dateTime",
+    "Time": "time",
+}
+_CONTEXT = "_context"  # stands for the context element in compile_relative
 _DECEASED_RE = re.compile(rf"^({_IDENT}(?:\.{_IDENT})+)\.exists\(\) and \1 != false$")
 
 
@@ -200,6 +212,19 @@ def compile_linear(resource_type: str, part: str) -> list[LinearPath] | None:
     head, steps = parsed
     if head != resource_type:
         return None
+    return _compile_steps(resource_type, steps)
+
+
+def compile_relative(context_type: str, part: str) -> list[LinearPath] | None:
+    """Compile one union part relative to an element of context_type (a composite
+    parameter's component, e.g. `value.ofType(Quantity)` on `Observation.component`)."""
+    parsed = parse_steps(f"{_CONTEXT}.{part.strip()}")
+    if parsed is None or parsed[0] != _CONTEXT:
+        return None
+    return _compile_steps(context_type, parsed[1])
+
+
+def _compile_steps(resource_type: str, steps: list[Step]) -> list[LinearPath] | None:
     alts: list[tuple[tuple[Op, ...], str]] = [((), resource_type)]
     for step in steps:
         nxt: list[tuple[tuple[Op, ...], str]] = []
@@ -212,7 +237,7 @@ def compile_linear(resource_type: str, part: str) -> list[LinearPath] | None:
             elif isinstance(step, OfType):
                 if ty == "Resource" or (is_resource_type(ty) and ops):
                     return None
-                if is_type(ty, step.type):
+                if is_type(ty, _SYSTEM_TYPES.get(step.type, step.type)):
                     nxt.append((ops, ty))
             elif isinstance(step, ResolveIs):
                 nxt.append(((*ops, _resolve_filter(step.type)), ty))

@@ -18,6 +18,9 @@ class TokenRow:
     code: str | None
     # Display/text used by the :text modifier, normalised (casefolded, accents stripped).
     text: str | None = None
+    # Rows of a composite parameter's components (param `code$0`, `code$1`, …): which element
+    # of the composite's base they came from, so components match within one element.
+    grp: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,7 @@ class StringRow:
     norm: str
     # As written, for :exact.
     exact: str
+    grp: int | None = None  # as TokenRow.grp
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +41,7 @@ class DateRow:
     # None means open-ended (a Period without start or end).
     low: datetime | None
     high: datetime | None
+    grp: int | None = None  # as TokenRow.grp
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +51,7 @@ class NumberRow:
     # Implicit range from the written precision: "100" → [99.5, 100.5).
     low: float
     high: float
+    grp: int | None = None  # as TokenRow.grp
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +66,7 @@ class QuantityRow:
     # UCUM-canonical form, when the unit is a known UCUM unit (e.g. mg → g ×1e-3).
     canon_value: float | None = None
     canon_code: str | None = None
+    grp: int | None = None  # as TokenRow.grp
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +81,14 @@ class ReferenceRow:
     # Reference.identifier, for the :identifier modifier.
     ident_system: str | None = None
     ident_value: str | None = None
+    grp: int | None = None  # as TokenRow.grp
 
 
 @dataclass(frozen=True, slots=True)
 class UriRow:
     param: str
     uri: str
+    grp: int | None = None  # as TokenRow.grp
 
 
 @dataclass(slots=True)

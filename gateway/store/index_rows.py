@@ -49,6 +49,7 @@ def table_rows(res_type: str, res_id: str, rows: IndexRows) -> dict[str, list[tu
                     r.param,
                     _date_bound(r.low, TIME_MIN),
                     _date_bound(r.high, TIME_MAX),
+                    r.grp,
                 )
                 for r in items
             ]

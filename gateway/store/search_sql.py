@@ -25,12 +25,14 @@ from sqlalchemy import (
     or_,
     select,
     tuple_,
+    union,
     union_all,
 )
 
 from gateway.fhir import outcomes
 from gateway.fhir.search_request import Clause, SearchRequest
 from gateway.search.cardinality import one_date_row
+from gateway.search.composite import component_code
 from gateway.search.sql_values import ValueConditions
 from gateway.store.tables import INDEX_TABLES, idx_reference, resources
 
@@ -181,9 +183,39 @@ class SearchSql:
         return self._index_ids(res_type, c)
 
     def _index_ids(self, res_type: str, c: Clause) -> Select[Any]:
+        if c.type == "composite":
+            return self._composite_ids(res_type, c)
         t = self._table(c)
         value_conds = [self.values.cond(t, c, v) for v in c.values]
         return select(t.c.res_id).where(*self._param_rows(res_type, c), or_(*value_conds))
+
+    def _composite_ids(self, res_type: str, c: Clause) -> Select[Any]:
+        """Component 0's rows matching, each other component matching a row of the same
+        resource and element (grp); see gateway/search/composite.py."""
+        if c.modifier is not None:
+            raise self.values.bad_modifier(c)
+        assert c.parts is not None
+        selects = []
+        for parts in c.parts:
+            rows = []
+            for i, (kind, value) in enumerate(zip(c.components, parts, strict=True)):
+                t = INDEX_TABLES[kind].alias(f"comp{i}")
+                part = Clause(c.name, kind, None, [value], c.param)
+                rows.append(
+                    (t, [t.c.param == component_code(c.name, i), self.values.cond(t, part, value)])
+                )
+            first, conds = rows[0]
+            for t, more in rows[1:]:
+                conds.append(
+                    exists().where(
+                        t.c.res_type == first.c.res_type,
+                        t.c.res_id == first.c.res_id,
+                        t.c.grp == first.c.grp,
+                        *more,
+                    )
+                )
+            selects.append(select(first.c.res_id).where(first.c.res_type == res_type, *conds))
+        return selects[0] if len(selects) == 1 else union(*selects)  # type: ignore[return-value]
 
     def _chain_ids(self, res_type: str, c: Clause) -> Select[Any]:
         assert c.chain is not None
@@ -240,7 +272,7 @@ class SearchSql:
 
     @staticmethod
     def _table(c: Clause) -> Any:
-        table = INDEX_TABLES.get(c.type)
+        table = INDEX_TABLES.get(c.components[0] if c.type == "composite" else c.type)
         if table is None:
             raise outcomes.bad_request(
                 f"Search on {c.type} parameter '{c.name}' is not supported", c.name, "GW-1320"
@@ -250,7 +282,12 @@ class SearchSql:
     def _param_rows(self, res_type: str, c: Clause) -> list[ColumnElement[bool]]:
         t = self._table(c)
         # Identifier.type rows are indexed under '<code>:of-type' (gateway/search/convert.py).
-        param = f"{c.name}:of-type" if c.modifier == "of-type" else c.name
+        if c.modifier == "of-type":
+            param = f"{c.name}:of-type"
+        elif c.type == "composite":  # :missing: whether any element has all components
+            param = component_code(c.name, 0)
+        else:
+            param = c.name
         return [t.c.res_type == res_type, t.c.param == param]
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -71,6 +72,8 @@ def _index_table(name: str, *value_columns: Column, value_index: tuple[str, ...]
         Column("res_id", String(64), nullable=False),
         Column("param", String(128), nullable=False),
         *value_columns,
+        # Composite parameters' component rows: the element they came from (migration 0004).
+        Column("grp", SmallInteger),
         Index(f"ix_idx_{name}_resource", "res_type", "res_id"),
         *value,
     )
