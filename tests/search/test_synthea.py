@@ -198,6 +198,15 @@ def cases(data: dict[str, list[dict]]) -> list[tuple[str, str, Callable[[dict], 
             ),
         ),
         (
+            "Observation",
+            f"component-code-value-quantity={LOINC}|8480-6$gt130",
+            lambda d: any(
+                has_code(c, "code.coding", LOINC, "8480-6")
+                and c.get("valueQuantity", {}).get("value", 0) > 130
+                for c in d.get("component", [])
+            ),
+        ),
+        (
             "MedicationRequest",
             "status=stopped,active&intent=order",
             lambda d: d["status"] in ("stopped", "active") and d["intent"] == "order",
