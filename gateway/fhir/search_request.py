@@ -15,6 +15,7 @@ from typing import Any
 from gateway.fhir import outcomes
 from gateway.fhir.outcomes import Issue
 from gateway.search.composite import component_types
+from gateway.search.position import is_position
 
 RESULT_PARAMS = {
     "_count",
@@ -158,6 +159,8 @@ class SearchParser:
         sp = self.registry.get(res_type, name)
         if sp is not None and sp.type == "composite" and not dot:
             return self._composite(res_type, sp, modifier, value)
+        if sp is not None and is_position(sp) and not dot:
+            return Clause(name, "special", modifier or None, values, sp)
         if sp is None or sp.type not in SORTABLE:
             raise _Unknown(f"Unknown search parameter '{name}' for {res_type}")
         if not dot:

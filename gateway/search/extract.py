@@ -7,9 +7,9 @@ with a statically chosen row emitter; the remaining parts are joined and compile
 fhirpathpy (R4 model, ``resolve()`` answered from the reference string). ``mode="fhirpath"``
 forces fhirpathpy for everything — the parity tests compare both modes on the corpora.
 
-Composite parameters index their components' rows per element (gateway.search.composite).
-Not indexed: ``_id`` (the store has it), parameters without expression (``_text``,
-``_content``, ``_query``) and ``special`` ones (Location near).
+Composite parameters index their components' rows per element (gateway.search.composite),
+Location ``near`` its coordinates alike (gateway.search.position). Not indexed: ``_id`` (the
+store has it) and parameters without expression (``_text``, ``_content``, ``_query``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from gateway.search.paths import (
     walk,
     walk_from,
 )
+from gateway.search.position import PositionPlan, compile_position
 from gateway.search.registry import (
     UNINDEXED_BASE,
     SearchParameter,
@@ -108,10 +109,10 @@ class _TypeRun:
     other: list[tuple[tuple[Any, ...], Emit]]
     computed: list[tuple[Callable[[dict], list[Any]], Emit]]
     fallback: list[tuple[ParamPlan, Callable[..., list[Any]]]]
-    composites: list[CompositePlan]
+    grouped: list[CompositePlan | PositionPlan]  # rows grouped per element
 
     @classmethod
-    def build(cls, plans: list[ParamPlan], composites: list[CompositePlan]) -> _TypeRun:
+    def build(cls, plans: list[ParamPlan], grouped: list[CompositePlan | PositionPlan]) -> _TypeRun:
         by_key: dict[str, list[tuple[tuple[Any, ...], Emit]]] = {}
         other: list[tuple[tuple[Any, ...], Emit]] = []
         for plan in plans:
@@ -125,7 +126,7 @@ class _TypeRun:
             other=other,
             computed=[c for plan in plans for c in plan.computed],
             fallback=[(plan, fn) for plan in plans for _, fn in plan.fallback],
-            composites=composites,
+            grouped=grouped,
         )
 
 
@@ -154,12 +155,16 @@ class IndexExtractor:
         plans = self._plans.get(resource_type)
         if plans is None:
             plans = []
-            composites = []
+            grouped: list[CompositePlan | PositionPlan] = []
             for code, p in sorted(self.registry.for_type(resource_type).items()):
-                if p.type == "composite":
-                    composite = compile_composite(self.registry, resource_type, p)
-                    if composite is not None:
-                        composites.append(composite)
+                if p.type in ("composite", "special"):
+                    g = (
+                        compile_composite(self.registry, resource_type, p)
+                        if p.type == "composite"
+                        else compile_position(resource_type, p)
+                    )
+                    if g is not None:
+                        grouped.append(g)
                     continue
                 if p.type not in INDEXED_TYPES or not p.expression or code in UNINDEXED_BASE:
                     continue
@@ -167,7 +172,7 @@ class IndexExtractor:
                 if plan is not None:
                     plans.append(plan)
             self._plans[resource_type] = plans
-            self._runs[resource_type] = _TypeRun.build(plans, composites)
+            self._runs[resource_type] = _TypeRun.build(plans, grouped)
         return plans
 
     def plan(self, resource_type: str, code: str) -> ParamPlan | None:
@@ -240,8 +245,8 @@ class IndexExtractor:
                 emit(x, rows)
         for plan, fn in run.fallback:
             self._eval_fallback(plan, fn, resource, rows)
-        for composite in run.composites:
-            composite.extract(resource, rows)
+        for g in run.grouped:
+            g.extract(resource, rows)
         return rows
 
     @staticmethod

@@ -33,8 +33,9 @@ from gateway.fhir import outcomes
 from gateway.fhir.search_request import Clause, SearchRequest
 from gateway.search.cardinality import one_date_row
 from gateway.search.composite import component_code
+from gateway.search.position import KM_PER_DEGREE, parse_near
 from gateway.search.sql_values import ValueConditions
-from gateway.store.tables import INDEX_TABLES, idx_reference, resources
+from gateway.store.tables import INDEX_TABLES, idx_number, idx_reference, resources
 
 Normaliser = Callable[[str], str]
 
@@ -185,6 +186,8 @@ class SearchSql:
     def _index_ids(self, res_type: str, c: Clause) -> Select[Any]:
         if c.type == "composite":
             return self._composite_ids(res_type, c)
+        if c.type == "special":
+            return self._near_ids(res_type, c)
         t = self._table(c)
         value_conds = [self.values.cond(t, c, v) for v in c.values]
         return select(t.c.res_id).where(*self._param_rows(res_type, c), or_(*value_conds))
@@ -216,6 +219,35 @@ class SearchSql:
                 )
             selects.append(select(first.c.res_id).where(first.c.res_type == res_type, *conds))
         return selects[0] if len(selects) == 1 else union(*selects)  # type: ignore[return-value]
+
+    def _near_ids(self, res_type: str, c: Clause) -> Select[Any]:
+        """Positions within the distance: a box on each coordinate's index, then the
+        equirectangular distance (gateway/search/position.py)."""
+        if c.modifier is not None:
+            raise self.values.bad_modifier(c)
+        lat, lon = idx_number.alias("lat"), idx_number.alias("lon")
+        alternatives = []
+        for v in c.values:
+            near = parse_near(v, c.name)
+            lat_lo, lat_hi, lon_lo, lon_hi = near.box
+            dy = (lat.c.value - near.lat) * KM_PER_DEGREE
+            dx = (lon.c.value - near.lon) * near.lon_scale
+            alternatives.append(
+                and_(
+                    lat.c.value.between(lat_lo, lat_hi),
+                    lon.c.value.between(lon_lo, lon_hi),
+                    dy * dy + dx * dx <= near.km * near.km,
+                )
+            )
+        return select(lat.c.res_id).where(
+            lat.c.res_type == res_type,
+            lat.c.param == component_code(c.name, 0),
+            lon.c.res_type == lat.c.res_type,
+            lon.c.res_id == lat.c.res_id,
+            lon.c.param == component_code(c.name, 1),
+            lon.c.grp == lat.c.grp,
+            or_(*alternatives),
+        )
 
     def _chain_ids(self, res_type: str, c: Clause) -> Select[Any]:
         assert c.chain is not None
@@ -272,7 +304,13 @@ class SearchSql:
 
     @staticmethod
     def _table(c: Clause) -> Any:
-        table = INDEX_TABLES.get(c.components[0] if c.type == "composite" else c.type)
+        if c.type == "composite":
+            kind = c.components[0]
+        elif c.type == "special":  # near: its coordinates' number rows
+            kind = "number"
+        else:
+            kind = c.type
+        table = INDEX_TABLES.get(kind)
         if table is None:
             raise outcomes.bad_request(
                 f"Search on {c.type} parameter '{c.name}' is not supported", c.name, "GW-1320"
@@ -284,7 +322,7 @@ class SearchSql:
         # Identifier.type rows are indexed under '<code>:of-type' (gateway/search/convert.py).
         if c.modifier == "of-type":
             param = f"{c.name}:of-type"
-        elif c.type == "composite":  # :missing: whether any element has all components
+        elif c.type in ("composite", "special"):  # :missing: any element with all components
             param = component_code(c.name, 0)
         else:
             param = c.name

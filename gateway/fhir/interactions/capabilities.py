@@ -9,6 +9,7 @@ from gateway.fhir.parse import model_class
 from gateway.fhir.request import FhirResponse
 from gateway.fhir.router import Call
 from gateway.search.composite import component_types
+from gateway.search.position import is_position
 from gateway.store import clock
 
 # Route interactions that are type-level in the CapabilityStatement's vocabulary.
@@ -53,6 +54,7 @@ def capability_statement(core: Any, base_url: str) -> dict[str, Any]:
                 for p in sorted(params.values(), key=lambda p: p.code)
                 if (p.type in core.searchable_types and p.expression)
                 or component_types(core.registry, p) is not None
+                or is_position(p)
             ],
         }
         ops = [
