@@ -84,6 +84,10 @@ def queries(s: dict[str, list[str]]) -> dict[str, Callable[[random.Random], str]
             f"Encounter?patient={r.choice(s['ids'])}"
             "&_include=Encounter:participant&_include=Encounter:service-provider"
         ),
+        "composite": lambda r: (
+            "Observation?component-code-value-quantity=http://loinc.org|"
+            + r.choice(["8480-6$gt140", "8480-6$lt110", "8462-4$gt90", "8462-4$lt70"])
+        ),
         "$everything": lambda r: f"Patient/{r.choice(s['ids'])}/$everything",
     }
 

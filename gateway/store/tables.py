@@ -85,6 +85,7 @@ idx_token = _index_table(
     Column("code", Text),
     Column("text", Text),
     # Ends in res_id: a page of `code=x` or `system|code` matches streams in id order.
+    # PostgreSQL keeps extended statistics on (res_type, param, code, system): migration 0004.
     value_index=("code", "res_id", "system"),
 )
 idx_string = _index_table(

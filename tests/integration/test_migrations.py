@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 
 from gateway.store.engine import create_engine
 from gateway.store.tables import metadata
@@ -62,3 +64,16 @@ async def test_migrations_downgrade_and_upgrade_again(tmp_path):
         if not (d[0] == "add_index" and d[1].name in skip)
         and not (d[0] == "remove_table" and d[1].name == "alembic_version")
     ] == []
+
+
+async def test_postgresql_keeps_correlated_token_statistics(database_url):
+    engine = create_engine(database_url)
+    if engine.dialect.name != "postgresql":
+        await engine.dispose()
+        pytest.skip("extended statistics are a PostgreSQL feature")
+    try:
+        async with engine.connect() as conn:
+            names = (await conn.execute(text("SELECT stxname FROM pg_statistic_ext"))).scalars()
+            assert "st_idx_token_value" in set(names)
+    finally:
+        await engine.dispose()

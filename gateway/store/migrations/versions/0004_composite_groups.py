@@ -9,6 +9,11 @@ Its components are indexed as ordinary rows of their own types under `code$0`, `
 and `grp` numbers the element they came from; the search joins the components on it. Rows of
 ordinary parameters leave it NULL (no storage on PostgreSQL beyond the null bitmap).
 Resources stored before this revision gain composite rows on `gateway reindex`.
+
+On PostgreSQL, extended statistics on idx_token's (res_type, param, code, system): the planner
+otherwise multiplies the columns' selectivities as if independent and expects ~60 rows for
+`component-code-value-quantity$0 = 8480-6` where there are thousands, so it probes each one
+for its value (73 ms) instead of joining the few matching values (12 ms), at 200k resources.
 """
 
 from __future__ import annotations
@@ -24,12 +29,22 @@ depends_on = None
 TABLES = ("token", "string", "date", "number", "quantity", "reference", "uri")
 
 
+STATISTICS = "st_idx_token_value"
+
+
 def upgrade() -> None:
     for kind in TABLES:
         op.add_column(f"idx_{kind}", sa.Column("grp", sa.SmallInteger(), nullable=True))
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            f"CREATE STATISTICS {STATISTICS} (dependencies, mcv) "
+            "ON res_type, param, code, system FROM idx_token"
+        )
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"DROP STATISTICS IF EXISTS {STATISTICS}")
     for kind in TABLES:
         with op.batch_alter_table(f"idx_{kind}") as batch:
             batch.drop_column("grp")
