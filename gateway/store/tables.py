@@ -174,6 +174,29 @@ for _name, _table, _col in (
         postgresql_ops={_col: "text_pattern_ops"},
     ).ddl_if(dialect="postgresql")
 
+# Composite and `near` rows (grp set; migration 0004): partial indexes holding the group, so
+# matching components join from the indexes alone (index-only scans); ordinary rows skip them.
+GROUP_INDEXES = {
+    "token": ("code", "res_id", "grp", "system"),
+    "string": ("norm", "res_id", "grp"),
+    "date": ("low", "high", "res_id", "grp"),
+    "number": ("value", "res_id", "grp"),
+    "quantity": ("value", "res_id", "grp"),
+    "reference": ("target_id", "target_type", "res_id", "grp"),
+    "uri": ("uri", "res_id", "grp"),
+}
+for _kind, _cols in GROUP_INDEXES.items():
+    _table = metadata.tables[f"idx_{_kind}"]
+    _grouped = _table.c.grp.is_not(None)
+    Index(
+        f"ix_idx_{_kind}_group",
+        _table.c.res_type,
+        _table.c.param,
+        *(_table.c[c] for c in _cols),
+        postgresql_where=_grouped,
+        sqlite_where=_grouped,
+    )
+
 INDEX_TABLES: dict[str, Table] = {
     "token": idx_token,
     "string": idx_string,
