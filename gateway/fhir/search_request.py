@@ -158,7 +158,7 @@ class SearchParser:
             return Clause(name, SPECIAL[name], modifier or None, values)
         sp = self.registry.get(res_type, name)
         if sp is not None and sp.type == "composite" and not dot:
-            return self._composite(res_type, sp, modifier, value)
+            return self._composite(sp, modifier, value)
         if sp is not None and is_position(sp) and not dot:
             return Clause(name, "special", modifier or None, values, sp)
         if sp is None or sp.type not in SORTABLE:
@@ -179,7 +179,7 @@ class SearchParser:
             raise _Unknown(errors[0] if errors else f"'{name}' has no target types to chain to")
         return Clause(name, "reference", None, values, sp, chain=chain)
 
-    def _composite(self, res_type: str, sp: Any, modifier: str, value: str) -> Clause:
+    def _composite(self, sp: Any, modifier: str, value: str) -> Clause:
         types = component_types(self.registry, sp)
         if types is None:
             raise _Unknown(f"Composite search parameter '{sp.code}' is not supported")

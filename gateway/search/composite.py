@@ -19,7 +19,7 @@ from operator import attrgetter
 from typing import Any
 
 from gateway.search.convert import Emit, emitter
-from gateway.search.paths import compile_linear, compile_relative, parse_steps, walk
+from gateway.search.paths import compile_linear, compile_relative, parses_relative, walk
 from gateway.search.registry import (
     SearchParameter,
     SearchParamRegistry,
@@ -57,7 +57,7 @@ def component_types(registry: SearchParamRegistry, p: SearchParameter) -> tuple[
         if sp is None or sp.type in ("composite", "special"):
             return None
         for part in split_union(comp.expression):
-            if parse_steps(f"_context.{part}") is None:
+            if not parses_relative(part):
                 return None
         types.append(sp.type)
     return tuple(types)

@@ -215,6 +215,11 @@ def compile_linear(resource_type: str, part: str) -> list[LinearPath] | None:
     return _compile_steps(resource_type, steps)
 
 
+def parses_relative(part: str) -> bool:
+    """Whether compile_relative can take this part (for some context type)."""
+    return parse_steps(f"{_CONTEXT}.{part.strip()}") is not None
+
+
 def compile_relative(context_type: str, part: str) -> list[LinearPath] | None:
     """Compile one union part relative to an element of context_type (a composite
     parameter's component, e.g. `value.ofType(Quantity)` on `Observation.component`)."""

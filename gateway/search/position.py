@@ -50,9 +50,9 @@ class PositionPlan:
 
 def _coordinate(pos: Any, key: str, limit: float) -> float | None:
     v = pos.get(key) if type(pos) is dict else None
-    if type(v) not in (int, float) or isinstance(v, bool) or not -limit <= v <= limit:
+    if type(v) is not int and type(v) is not float:  # bool is not a coordinate either
         return None
-    return float(v)
+    return float(v) if -limit <= v <= limit else None
 
 
 def compile_position(resource_type: str, p: SearchParameter) -> PositionPlan | None:
