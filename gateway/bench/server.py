@@ -106,7 +106,8 @@ def gateway_process(database_url: str, workers: int) -> Iterator[Server]:
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"gateway did not start: {proc.stderr.read().decode()[-2000:]}")
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise RuntimeError(f"gateway did not start: {err[-2000:]}")
             time.sleep(0.2)
         yield Server(base, database_url, proc)
     finally:

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, select, text, union
+from sqlalchemy import ColumnElement, TextClause, and_, select, text, union
 
 from gateway.store.tables import idx_reference, resources
 
@@ -42,7 +42,7 @@ _NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 
 
 @lru_cache(maxsize=1)
-def _compartment_params() -> ColumnElement[bool]:
+def _compartment_params() -> TextClause:
     """The reference rows that put their resource in a Patient compartment, as SQL text built
     once from the shipped definition: ~70 types and their parameters as bound IN lists were
     re-rendered on every execution and cost more than running the query."""

@@ -153,7 +153,7 @@ async def _page_total(repo: Repository, m: _Matches, sr: SearchRequest, limit: i
 
 def _plain(values: list[Any]) -> list[Any]:
     """Key values as JSON scalars (bool → int, Decimal → float)."""
-    out = []
+    out: list[Any] = []
     for v in values:
         if isinstance(v, bool):
             out.append(int(v))

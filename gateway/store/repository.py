@@ -505,10 +505,12 @@ class Repository:
         await insert_rows(conn, history, _HISTORY_COLUMNS, hist_rows)
         for kind, keys in idx_delete.items():
             table = INDEX_TABLES[kind]
-            stmt = delete(table).where(
-                table.c.res_type == bindparam("t"), table.c.res_id == bindparam("i")
+            await conn.execute(
+                delete(table).where(
+                    table.c.res_type == bindparam("t"), table.c.res_id == bindparam("i")
+                ),
+                keys,
             )
-            await conn.execute(stmt, keys)
         for kind, rows in idx_insert.items():
             await insert_rows(conn, INDEX_TABLES[kind], COLUMNS[kind], rows)
         now = clock.now_us()

@@ -155,18 +155,20 @@ def slice_matcher(
                 return lambda item: False
             tests.append(_value_test(disc.path, *expected, terminology))
         elif disc.kind == "exists":
-            must = slice_node.min > 0
-            tests.append(
-                lambda item, p=disc.path, m=must: any(True for _ in _walk_json(item, p)) == m
-            )
+            tests.append(_exists_test(disc.path, slice_node.min > 0))
         elif disc.kind == "type":
-            codes = {t.code for t in slice_node.types}
-            tests.append(
-                lambda item, c=codes: isinstance(item, dict) and item.get("resourceType") in c
-            )
+            tests.append(_type_test({t.code for t in slice_node.types}))
         else:
             return lambda item: False
     return lambda item: all(t(item) for t in tests)
+
+
+def _exists_test(path: tuple[str, ...], must: bool) -> Callable[[Any], bool]:
+    return lambda item: any(True for _ in _walk_json(item, path)) == must
+
+
+def _type_test(codes: set[str]) -> Callable[[Any], bool]:
+    return lambda item: isinstance(item, dict) and item.get("resourceType") in codes
 
 
 def _value_test(

@@ -133,7 +133,9 @@ def cnc_2(res: dict, env: dict) -> bool:
 
 
 def cnc_3(res: dict, env: dict) -> bool:
-    period = res.get("period") if isinstance(res.get("period"), dict) else {}
+    period = res.get("period")
+    if not isinstance(period, dict):
+        period = {}
     start, end = period.get("start"), period.get("end")
     if not isinstance(start, str) or not isinstance(end, str):
         return True

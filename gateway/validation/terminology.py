@@ -279,7 +279,7 @@ class Terminology:
             return {
                 c.code
                 for c in entry.concepts.values()
-                if str(c.properties.get(prop)).lower() == str(value).lower()
+                if prop is not None and str(c.properties.get(prop)).lower() == str(value).lower()
             }
         if op == "regex" and prop == "code":
             rx = re.compile(value)

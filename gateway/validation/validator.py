@@ -190,7 +190,7 @@ class Validator:
         self, value: dict, path: str, outer: dict, issues: list[Issue], strict: bool
     ) -> None:
         rtype = value.get("resourceType")
-        if not self.registry.is_resource_type(rtype):
+        if not isinstance(rtype, str) or not self.registry.is_resource_type(rtype):
             issues.append(Issue.make("VAL-1012", f"{path}.resourceType", type=rtype))
             return
         contained = path.rsplit(".", 1)[-1].startswith("contained")

@@ -45,7 +45,11 @@ async def transaction(call: Call, items: list[Item]) -> FhirResponse:
     # Validation runs on the worker pool meanwhile; it snapshots the resources first, so
     # rewriting links afterwards cannot race with it.
     validated = call.core.validation.start(
-        [(it.resource, it.res_type, it.where) for it in items if it.method in ("POST", "PUT")]
+        [
+            (it.resource, it.res_type, it.where)
+            for it in items
+            if it.method in ("POST", "PUT") and it.resource is not None  # checked when read
+        ]
     )
     include = prefer_return(call.req) == "representation"
     ordered = sorted(items, key=lambda it: (ORDER[it.method], it.index))

@@ -64,7 +64,9 @@ async def lookup(call: Call) -> FhirResponse:
     from gateway.validation import lookup_code
 
     p = operation_params(call.req)
-    coding = p.get("coding") if isinstance(p.get("coding"), dict) else {}
+    coding = p.get("coding")
+    if not isinstance(coding, dict):
+        coding = {}
     system = p.get("system") or coding.get("system")
     code = p.get("code") or coding.get("code")
     if not system or not code:

@@ -24,7 +24,9 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
 
 
 async def _main() -> None:
-    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    assert url, "alembic config without sqlalchemy.url"
+    engine = create_engine(url)
     async with engine.connect() as conn:
         await conn.run_sync(_run)
         await conn.commit()

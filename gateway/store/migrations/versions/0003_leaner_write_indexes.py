@@ -28,7 +28,7 @@ depends_on = None
 
 
 # (name, table, columns before this revision, columns now): value indexes end in res_id.
-COVERED = [
+_COVERED_SPEC = [
     (
         "ix_idx_date_value",
         "idx_date",
@@ -51,7 +51,9 @@ COVERED = [
         )
     ),
 ]
-COVERED = [(n, t, old, new or [*old, "res_id"]) for n, t, old, new in COVERED]
+COVERED: list[tuple[str, str, list[str], list[str]]] = [
+    (n, t, old, new or [*old, "res_id"]) for n, t, old, new in _COVERED_SPEC
+]
 PG_PATTERN = [
     ("ix_idx_string_prefix", "idx_string", "norm"),
     ("ix_idx_token_text", "idx_token", "text"),
