@@ -93,7 +93,7 @@ class FhirCore:
         types: list[str] | None = None,
     ) -> SearchRequest:
         s = self.settings
-        return parse_search(
+        sr = parse_search(
             self.registry,
             res_type,
             query,
@@ -102,6 +102,9 @@ class FhirCore:
             max_count=s.max_page_size,
             types=types,
         )
+        if lenient:
+            self.search_sql.sift(sr)
+        return sr
 
     async def search(self, repo: Repository, sr: SearchRequest) -> SearchPage:
         """One page of matches (keyset-paged), the total, and what _include/_revinclude add."""

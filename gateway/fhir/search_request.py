@@ -185,15 +185,7 @@ class SearchParser:
             raise _Unknown(f"Composite search parameter '{sp.code}' is not supported")
         if modifier == "missing":  # true/false, not components
             return Clause(sp.code, "composite", modifier, split_or(value), sp, components=types)
-        parts = split_composite(value)
-        for p in parts:
-            if len(p) != len(types):
-                raise outcomes.bad_request(
-                    f"Invalid value '{'$'.join(p)}' for composite parameter '{sp.code}': "
-                    f"expected {len(types)} components separated by '$'",
-                    sp.code,
-                    "GW-1324",
-                )
+        parts = split_composite(value)  # the component count is checked with the values
         values = ["$".join(p) for p in parts]
         return Clause(
             sp.code, "composite", modifier or None, values, sp, components=types, parts=parts

@@ -11,7 +11,7 @@ with that identifier; ``_has:Observation:patient:code=y`` → the target ids of 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -76,6 +76,30 @@ class SearchSql:
         else:
             conds.extend(self.system_cond(c) for c in sr.clauses)
         return conds
+
+    def sift(self, sr: SearchRequest) -> None:
+        """`Prefer: handling=lenient`: drop the clauses whose values cannot be searched
+        (malformed date, unsupported modifier…), each reported as a warning (R4 search: the
+        server ignores what it cannot use and says so in the Bundle's outcome)."""
+
+        def usable(build: Callable[[], Any]) -> bool:
+            try:
+                build()
+            except outcomes.OperationOutcomeError as err:
+                sr.warnings.extend(replace(i, severity="warning") for i in err.issues)
+                return False
+            return True
+
+        if sr.res_type:
+            rt = sr.res_type
+            sr.clauses = [c for c in sr.clauses if usable(lambda c=c: self.cond(rt, c))]
+        elif sr.types:
+            for t, clauses in sr.type_clauses.items():
+                sr.type_clauses[t] = [
+                    c for c in clauses if usable(lambda c=c, t=t: self.cond(t, c))
+                ]
+        else:
+            sr.clauses = [c for c in sr.clauses if usable(lambda c=c: self.system_cond(c))]
 
     # --- the id-driven page: one clause's index rows, in id order --------------------------
     def page_ids(self, sr: SearchRequest) -> tuple[ColumnElement[Any], list[Any]] | None:
@@ -200,6 +224,13 @@ class SearchSql:
         assert c.parts is not None
         selects = []
         for parts in c.parts:
+            if len(parts) != len(c.components):
+                raise outcomes.bad_request(
+                    f"Invalid value '{'$'.join(parts)}' for composite parameter '{c.name}': "
+                    f"expected {len(c.components)} components separated by '$'",
+                    c.name,
+                    "GW-1324",
+                )
             rows = []
             for i, (kind, value) in enumerate(zip(c.components, parts, strict=True)):
                 t = INDEX_TABLES[kind].alias(f"comp{i}")

@@ -130,3 +130,15 @@ async def test_capability_statement_lists_served_composites(reader):
     assert obs_params["component-code-value-quantity"] == "composite"
     seq_params = {p["name"] for p in by_type["MolecularSequence"]["searchParam"]}
     assert "chromosome-variant-coordinate" not in seq_params
+
+
+async def test_lenient_handling_ignores_a_malformed_composite(reader):
+    r = await reader.get(
+        "Observation?component-code-value-quantity=8480-6&_id=note",
+        headers={"Prefer": "handling=lenient"},
+    )
+    assert r.status_code == 200, r.text
+    entries = r.json()["entry"]
+    assert [e["resource"]["id"] for e in entries if e["search"]["mode"] == "match"] == ["note"]
+    outcome = next(e for e in entries if e["search"]["mode"] == "outcome")["resource"]
+    assert outcome["issue"][0]["details"]["coding"][0]["code"] == "GW-1324"

@@ -68,3 +68,12 @@ async def test_capability_statement_lists_near(reader):
     assert {"name": "near", "type": "special"}.items() <= next(
         p for p in loc["searchParam"] if p["name"] == "near"
     ).items()
+
+
+async def test_lenient_handling_ignores_a_malformed_near(reader):
+    r = await reader.get("Location?near=abc&name=corner", headers={"Prefer": "handling=lenient"})
+    assert r.status_code == 200, r.text
+    entries = r.json()["entry"]
+    assert [e["resource"]["id"] for e in entries if e["search"]["mode"] == "match"] == ["corner"]
+    outcome = next(e for e in entries if e["search"]["mode"] == "outcome")["resource"]
+    assert outcome["issue"][0]["details"]["coding"][0]["code"] == "GW-1325"

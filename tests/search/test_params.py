@@ -172,3 +172,25 @@ async def test_lenient_handling_reports_unknown_parameter(reader):
     assert [e["resource"]["id"] for e in entries if e["search"]["mode"] == "match"] == ["p3"]
     outcome = [e for e in entries if e["search"]["mode"] == "outcome"][0]["resource"]
     assert outcome["issue"][0]["severity"] == "warning"
+
+
+@pytest.mark.parametrize(
+    ("bad", "code"),
+    [
+        ("birthdate=tomorrow", "GW-1310"),
+        ("gender:below=x", "GW-1321"),
+        ("birthdate:missing=maybe", "GW-1322"),
+        ("_has:Observation:patient:date=2015-13", "GW-1310"),
+    ],
+)
+async def test_lenient_handling_ignores_and_reports_malformed_values(reader, bad, code):
+    # R4 search: with handling=lenient the server ignores what it cannot use and says so.
+    r = await reader.get(f"Patient?{bad}&gender=female", headers={"Prefer": "handling=lenient"})
+    assert r.status_code == 200, r.text
+    entries = r.json()["entry"]
+    assert [e["resource"]["id"] for e in entries if e["search"]["mode"] == "match"] == ["p3"]
+    outcome = next(e for e in entries if e["search"]["mode"] == "outcome")["resource"]
+    issue = outcome["issue"][0]
+    assert issue["severity"] == "warning"
+    assert issue["details"]["coding"][0]["code"] == code
+    assert (await reader.get(f"Patient?{bad}")).status_code == 400  # strict by default
