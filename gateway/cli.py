@@ -18,7 +18,9 @@ def migrate(
     from gateway.store.migrate import upgrade
 
     url = database_url or Settings().database_url
-    upgrade(url)
+    reindexed = upgrade(url)
+    if reindexed is not None:
+        typer.echo(f"reindexed {reindexed} resources for the new index rows")
     typer.echo(f"database is up to date: {url.split('@')[-1]}")
 
 

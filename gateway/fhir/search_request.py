@@ -9,12 +9,12 @@ the SQL builder never consults the registry.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gateway.fhir import outcomes
 from gateway.fhir.outcomes import Issue
-from gateway.search.composite import component_types
+from gateway.search.composite import served_components
 from gateway.search.position import is_position
 
 RESULT_PARAMS = {
@@ -51,6 +51,8 @@ class Clause:
     chain: dict[str, Clause] | None = None
     # Reverse chain: (source type, reference parameter, clause on the source type).
     has: tuple[str, str, Clause] | None = None
+    # The query parameter as the client wrote it (top-level clauses): where errors point.
+    raw: str | None = None
     # Composite: the component parameters' types, and each OR value split into components.
     components: tuple[str, ...] = ()
     parts: list[list[str]] | None = None
@@ -158,7 +160,7 @@ class SearchParser:
             return Clause(name, SPECIAL[name], modifier or None, values)
         sp = self.registry.get(res_type, name)
         if sp is not None and sp.type == "composite" and not dot:
-            return self._composite(sp, modifier, value)
+            return self._composite(res_type, sp, modifier, value)
         if sp is not None and is_position(sp) and not dot:
             return Clause(name, "special", modifier or None, values, sp)
         if sp is None or sp.type not in SORTABLE:
@@ -179,8 +181,8 @@ class SearchParser:
             raise _Unknown(errors[0] if errors else f"'{name}' has no target types to chain to")
         return Clause(name, "reference", None, values, sp, chain=chain)
 
-    def _composite(self, sp: Any, modifier: str, value: str) -> Clause:
-        types = component_types(self.registry, sp)
+    def _composite(self, res_type: str, sp: Any, modifier: str, value: str) -> Clause:
+        types = served_components(self.registry, res_type, sp)
         if types is None:
             raise _Unknown(f"Composite search parameter '{sp.code}' is not supported")
         if modifier == "missing":  # true/false, not components
@@ -209,12 +211,13 @@ class SearchParser:
     def add_filter(self, sr: SearchRequest, raw: str, value: str) -> None:
         try:
             if self.res_type:
-                sr.clauses.append(self.clause(self.res_type, raw, value))
+                sr.clauses.append(replace(self.clause(self.res_type, raw, value), raw=raw))
             elif self.types:  # system search over several types: the parameter on each
                 for t in self.types:
-                    sr.type_clauses.setdefault(t, []).append(self.clause(t, raw, value))
+                    clause = replace(self.clause(t, raw, value), raw=raw)
+                    sr.type_clauses.setdefault(t, []).append(clause)
             else:  # system search without _type: only Resource parameters
-                sr.clauses.append(self._system_clause(raw, split_or(value)))
+                sr.clauses.append(replace(self._system_clause(raw, split_or(value)), raw=raw))
         except _Unknown as exc:
             self.fail(sr, raw, exc.text)
 

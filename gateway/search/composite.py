@@ -9,12 +9,14 @@ ordinary index rows of each component, named ``<code>$<i>`` and numbered with th
 component yields nothing (it could never match).
 
 Components are compiled with the fast path compiler only (gateway.search.paths); a composite
-with a component it cannot compile (MolecularSequence's ``%resource…`` ones) is not served.
+with a component it cannot compile (MolecularSequence's ``%resource…`` ones) or that yields no
+rows on a type (R4's DocumentReference ``relationship`` swaps its expressions) is not served.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from functools import lru_cache
 from operator import attrgetter
 from typing import Any
 
@@ -46,9 +48,20 @@ def component_code(code: str, i: int) -> str:
     return f"{code}${i}"
 
 
+@lru_cache(maxsize=4096)
+def served_components(
+    registry: SearchParamRegistry, resource_type: str, p: SearchParameter
+) -> tuple[str, ...] | None:
+    """The component types of composite p on resource_type when it is indexed there, else None
+    (what the search parser accepts and the CapabilityStatement lists)."""
+    if compile_composite(registry, resource_type, p) is None:
+        return None
+    return component_types(registry, p)
+
+
 def component_types(registry: SearchParamRegistry, p: SearchParameter) -> tuple[str, ...] | None:
-    """The component parameters' types, or None when the composite is not served (a component
-    definition unknown, or an expression the fast compiler cannot take)."""
+    """The component parameters' types, or None when a component definition is unknown or an
+    expression is one the fast compiler cannot take."""
     if p.type != "composite" or len(p.component) < 2:
         return None
     types = []
@@ -105,10 +118,17 @@ def _element_rows(
         for ops, emit in paths:
             for x in walk(element, ops) if ops else [element]:
                 emit(x, part)
-        if not any(getattr(part, kind) for kind in IndexRows.TABLES):
+        if not _has_value(part):
             return None  # a component without a value: the element can never match
         parts.append(part)
     return parts
+
+
+def _has_value(part: IndexRows) -> bool:
+    # A token component matches by code: a CodeableConcept with only text is no value.
+    return any(r.code for r in part.token) or any(
+        getattr(part, kind) for kind in IndexRows.TABLES if kind != "token"
+    )
 
 
 # Per row class: its fields but grp, to rebuild a row with a group without dataclasses.replace.
@@ -164,6 +184,8 @@ def compile_composite(
                         for lp in rel
                         if (emit := emitter(named, lp.type)) is not None
                     )
+                if not paths:
+                    return None  # R4's DocumentReference `relationship` swaps its expressions
                 components.append(paths)
             bases.append((base.ops, components, [_first_keys(paths) for paths in components]))
     return CompositePlan(p, bases) if bases else None

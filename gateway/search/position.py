@@ -24,6 +24,7 @@ POSITION_TYPE = "Location.position"
 KM_PER_DEGREE = 6371.0088 * math.pi / 180  # mean Earth radius (IUGG)
 # The spec leaves the distance of `near=lat|long` to the server.
 DEFAULT_KM = 10.0
+MAX_KM = 20_037.5  # half the Earth's circumference: every point is within it
 UNITS_KM = {"km": 1.0, "m": 0.001, "[mi_i]": 1.609344, "mi": 1.609344}
 
 
@@ -94,7 +95,9 @@ def parse_near(value: str, name: str) -> Near:
         lat, lon = float(parts[0]), float(parts[1])
         distance = float(parts[2]) if len(parts) > 2 and parts[2] else None
         units = parts[3] if len(parts) > 3 and parts[3] else "km"
-        if not (-90 <= lat <= 90 and -180 <= lon <= 180) or (distance is not None and distance < 0):
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):  # NaN fails these too
+            raise ValueError
+        if distance is not None and not 0 <= distance < math.inf:
             raise ValueError
     except ValueError:
         raise outcomes.bad_request(
@@ -107,4 +110,4 @@ def parse_near(value: str, name: str) -> Near:
             f"Unsupported distance units '{units}' for {name} (km, m or [mi_i])", name, "GW-1325"
         )
     km = DEFAULT_KM if distance is None else distance * UNITS_KM[units]
-    return Near(lat, lon, km)
+    return Near(lat, lon, min(km, MAX_KM))

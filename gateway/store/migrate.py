@@ -7,8 +7,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import inspect, text
 
-from gateway.store.engine import normalise_url
+from gateway.store.engine import create_engine, normalise_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -20,10 +21,42 @@ def alembic_config(database_url: str) -> Config:
     return cfg
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the database to `revision`. Runs its own event loop: call from sync code."""
+# Revisions that change what is indexed (new row kinds): a database that held resources
+# before one of them is reindexed right after the upgrade (a partial update would otherwise
+# rewrite only the index tables whose rows changed, leaving composites half-indexed).
+REINDEX_AFTER = ("0002", "0004")
+
+
+def upgrade(database_url: str, revision: str = "head") -> int | None:
+    """Bring the database to `revision`, reindexing when the upgrade crosses one of
+    REINDEX_AFTER on an existing database; returns how many resources were reindexed (None:
+    no reindex). Runs its own event loops: call from sync code."""
+    before = current_revision(database_url)
     command.upgrade(alembic_config(database_url), revision)
+    after = current_revision(database_url)
+    if before is None or after is None or not any(before < r <= after for r in REINDEX_AFTER):
+        return None
+    from gateway.search.reindex import reindex
+
+    return reindex(database_url)
 
 
-async def upgrade_async(database_url: str, revision: str = "head") -> None:
-    await asyncio.to_thread(upgrade, database_url, revision)
+def current_revision(database_url: str) -> str | None:
+    """The database's Alembic revision, None for a database never migrated."""
+
+    async def read() -> str | None:
+        engine = create_engine(database_url)
+        try:
+            async with engine.connect() as conn:
+                if not await conn.run_sync(lambda c: inspect(c).has_table("alembic_version")):
+                    return None
+                version = await conn.execute(text("SELECT version_num FROM alembic_version"))
+                return version.scalar()
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+async def upgrade_async(database_url: str, revision: str = "head") -> int | None:
+    return await asyncio.to_thread(upgrade, database_url, revision)

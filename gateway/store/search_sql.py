@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -38,6 +38,7 @@ from gateway.search.sql_values import ValueConditions
 from gateway.store.tables import INDEX_TABLES, idx_number, idx_reference, resources
 
 Normaliser = Callable[[str], str]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +60,8 @@ class SearchSql:
         if sr.res_type:
             conds.append(R.res_type == sr.res_type)
             conds.extend(
-                self._cond_item(sr.res_type, c) for c in self._grouped(sr.res_type, sr.clauses)
+                self._at(c, self._cond_item, sr.res_type, c)
+                for c in self._grouped(sr.res_type, sr.clauses)
             )
         elif sr.types:
             conds.append(
@@ -67,14 +69,14 @@ class SearchSql:
                     *(
                         and_(
                             R.res_type == t,
-                            *(self.cond(t, c) for c in sr.type_clauses.get(t, ())),
+                            *(self._at(c, self.cond, t, c) for c in sr.type_clauses.get(t, ())),
                         )
                         for t in sr.types
                     )
                 )
             )
         else:
-            conds.extend(self.system_cond(c) for c in sr.clauses)
+            conds.extend(self._at(c, self.system_cond, c) for c in sr.clauses)
         return conds
 
     def sift(self, sr: SearchRequest) -> None:
@@ -82,24 +84,22 @@ class SearchSql:
         (malformed date, unsupported modifier…), each reported as a warning (R4 search: the
         server ignores what it cannot use and says so in the Bundle's outcome)."""
 
-        def usable(build: Callable[[], Any]) -> bool:
+        def usable(res_type: str | None, c: Clause) -> bool:
             try:
-                build()
+                if res_type:
+                    self._at(c, self.cond, res_type, c)
+                else:
+                    self._at(c, self.system_cond, c)
             except outcomes.OperationOutcomeError as err:
                 sr.warnings.extend(replace(i, severity="warning") for i in err.issues)
                 return False
             return True
 
-        if sr.res_type:
-            rt = sr.res_type
-            sr.clauses = [c for c in sr.clauses if usable(lambda c=c: self.cond(rt, c))]
-        elif sr.types:
+        if sr.types and not sr.res_type:
             for t, clauses in sr.type_clauses.items():
-                sr.type_clauses[t] = [
-                    c for c in clauses if usable(lambda c=c, t=t: self.cond(t, c))
-                ]
+                sr.type_clauses[t] = [c for c in clauses if usable(t, c)]
         else:
-            sr.clauses = [c for c in sr.clauses if usable(lambda c=c: self.system_cond(c))]
+            sr.clauses = [c for c in sr.clauses if usable(sr.res_type, c)]
 
     # --- the id-driven page: one clause's index rows, in id order --------------------------
     def page_ids(self, sr: SearchRequest) -> tuple[ColumnElement[Any], list[Any]] | None:
@@ -115,8 +115,10 @@ class SearchSql:
         driver = next((c for c in items if self._drives(c)), None)
         if driver is None:
             return None
-        col = self._item_ids(sr.res_type, driver).subquery("driver").c[0]
-        others = [col.in_(self._item_ids(sr.res_type, c)) for c in items if c is not driver]
+        col = self._at(driver, self._item_ids, sr.res_type, driver).subquery("driver").c[0]
+        others = [
+            col.in_(self._at(c, self._item_ids, sr.res_type, c)) for c in items if c is not driver
+        ]
         return col, others
 
     @staticmethod
@@ -309,6 +311,18 @@ class SearchSql:
         )
 
     # --- helpers ---------------------------------------------------------------------------
+    @staticmethod
+    def _at(c: Clause | OneRow, build: Callable[..., T], *args: Any) -> T:
+        """build(*args) for a top-level clause; its errors are located at the query parameter
+        as the client wrote it (`_has:Observation:patient:date`, not `date`)."""
+        try:
+            return build(*args)
+        except outcomes.OperationOutcomeError as err:
+            raw = (c.clauses[0] if isinstance(c, OneRow) else c).raw
+            if raw:
+                err.issues = [replace(i, expression=(raw,)) for i in err.issues]
+            raise
+
     def _id_cond(self, c: Clause) -> ColumnElement[bool]:
         if c.modifier not in (None, "not", "missing"):
             raise self.values.bad_modifier(c)

@@ -151,16 +151,32 @@ async def test_version_conflict_in_last_entry_rejects_earlier_writes(client):
     assert (await client.get("/Patient/tx-new-2")).status_code == 404
 
 
-async def test_invalid_entry_is_reported_before_a_write_conflict(client):
-    # Writes overlap validation; a conflict met while validating must not hide the invalid
-    # entry: every invalid entry is reported first (and nothing is written).
+async def _no_op_hook(repo, write, current) -> None:  # noqa: ANN001
+    return None
+
+
+@pytest.mark.parametrize("with_hook", [False, True], ids=["overlapped", "write-hook"])
+@pytest.mark.parametrize("conflict", ["put-if-match", "delete-if-match"])
+async def test_invalid_entry_is_reported_before_a_write_conflict(core, client, with_hook, conflict):
+    # Writes overlap validation (unless a write hook needs validated resources); a conflict met
+    # meanwhile must not hide the invalid entry: every invalid entry is reported first (and
+    # nothing is written), whichever step the conflict comes from.
     kept = await create(client, patient("kept", gender="male"))
     before = await all_versions(client)
-    bundle = tx(
-        entry("PUT", f"Patient/{kept['id']}", {**kept, "gender": "female"}, ifMatch='W/"7"'),
-        entry("POST", "Patient", patient("bad", birthDate="2024-02-31")),
+    stale = 'W/"7"'
+    first = (
+        entry("PUT", f"Patient/{kept['id']}", {**kept, "gender": "female"}, ifMatch=stale)
+        if conflict == "put-if-match"
+        else entry("DELETE", f"Patient/{kept['id']}", ifMatch=stale)
     )
-    r = await post_bundle(client, bundle)
+    bundle = tx(first, entry("POST", "Patient", patient("bad", birthDate="2024-02-31")))
+    if with_hook:
+        core.store.hooks.append(_no_op_hook)
+    try:
+        r = await post_bundle(client, bundle)
+    finally:
+        if with_hook:
+            core.store.hooks.remove(_no_op_hook)
     assert_outcome(r, 400)
     assert any("Bundle.entry[1]" in e for i in r.json()["issue"] for e in i.get("expression", []))
     await _assert_nothing_changed(client, before, kept)

@@ -77,3 +77,47 @@ async def test_postgresql_keeps_correlated_token_statistics(database_url):
             assert "st_idx_token_value" in set(names)
     finally:
         await engine.dispose()
+
+
+async def test_upgrading_across_an_index_revision_reindexes(tmp_path):
+    """A database that held resources before migration 0004 gets its composite rows at once:
+    a later partial update would otherwise rewrite only some index tables."""
+    from gateway.store.migrate import alembic_config, upgrade_async
+    from tests.conftest import running_app
+    from tests.search.conftest import store
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    assert await upgrade_async(url) is None  # a new database: nothing to reindex
+    bp = {
+        "resourceType": "Observation",
+        "id": "bp",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+        "component": [
+            {
+                "code": {"coding": [{"system": "http://loinc.org", "code": c}]},
+                "valueQuantity": {"value": v, "system": "http://unitsofmeasure.org"},
+            }
+            for c, v in (("8480-6", 150), ("8462-4", 80))
+        ],
+    }
+    async with running_app(url) as app:
+        await store(app.state.core, [bp])
+    # As a gateway before 0004 left it: no grp column, no composite rows.
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "0003")
+    engine = create_engine(url)
+    sql = "SELECT count(*) FROM idx_quantity WHERE param LIKE 'component-code-value-quantity$%'"
+    try:
+        async with engine.begin() as conn:
+            for table in ("idx_token", "idx_quantity"):
+                await conn.execute(text(f"DELETE FROM {table} WHERE param LIKE '%$%'"))
+        async with engine.connect() as conn:
+            live = (await conn.execute(text("SELECT count(*) FROM resources"))).scalar()
+        assert live and await upgrade_async(url) == live  # every resource, the BP one included
+        async with engine.connect() as conn:
+            assert (await conn.execute(text(sql))).scalar() == 2
+            grouped = await conn.execute(text(sql + " AND grp IS NOT NULL"))
+            assert grouped.scalar() == 2
+        assert await upgrade_async(url) is None  # already at head: no second reindex
+    finally:
+        await engine.dispose()

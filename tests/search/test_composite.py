@@ -113,6 +113,7 @@ async def test_composite_search(reader, query, expected):
         ("component-code-value-quantity:exact=8480-6$1", "GW-1321"),
         ("code-value-quantity=8302-2$abc", "GW-1311"),
         ("component-code-value-quantity.code=x", "GW-1300"),
+        ("_has:Observation:derived-from:component-code-value-quantity=x", "GW-1324"),
     ],
 )
 async def test_bad_composite_values_are_400(reader, query, code):
@@ -120,7 +121,7 @@ async def test_bad_composite_values_are_400(reader, query, code):
     assert r.status_code == 400, r.text
     issue = r.json()["issue"][0]
     assert issue["details"]["coding"][0]["code"] == code
-    assert issue["expression"]
+    assert issue["expression"] == [query.split("=")[0]]
 
 
 async def test_capability_statement_lists_served_composites(reader):

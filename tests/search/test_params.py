@@ -194,3 +194,19 @@ async def test_lenient_handling_ignores_and_reports_malformed_values(reader, bad
     assert issue["severity"] == "warning"
     assert issue["details"]["coding"][0]["code"] == code
     assert (await reader.get(f"Patient?{bad}")).status_code == 400  # strict by default
+
+
+@pytest.mark.parametrize(
+    ("query", "where"),
+    [
+        ("Patient?_has:Observation:patient:date=2015-13", "_has:Observation:patient:date"),
+        ("Observation?subject:Patient.birthdate=1960-13", "subject:Patient.birthdate"),
+        ("Patient?gender:below=x", "gender:below"),
+        ("Patient?birthdate=ge1960&birthdate=1960-13", "birthdate"),
+        ("Observation?_lastUpdated=nonsense", "_lastUpdated"),
+    ],
+)
+async def test_value_errors_point_at_the_query_parameter_as_written(reader, query, where):
+    r = await reader.get(query)
+    assert r.status_code == 400, r.text
+    assert r.json()["issue"][0]["expression"] == [where]

@@ -8,7 +8,7 @@ from gateway import __version__
 from gateway.fhir.parse import model_class
 from gateway.fhir.request import FhirResponse
 from gateway.fhir.router import Call
-from gateway.search.composite import component_types
+from gateway.search.composite import served_components
 from gateway.search.position import is_position
 from gateway.store import clock
 
@@ -53,7 +53,7 @@ def capability_statement(core: Any, base_url: str) -> dict[str, Any]:
                 {"name": p.code, "definition": p.url, "type": p.type}
                 for p in sorted(params.values(), key=lambda p: p.code)
                 if (p.type in core.searchable_types and p.expression)
-                or component_types(core.registry, p) is not None
+                or (p.type == "composite" and served_components(core.registry, rtype, p))
                 or is_position(p)
             ],
         }

@@ -55,22 +55,25 @@ async def transaction(call: Call, items: list[Item]) -> FhirResponse:
     ordered = sorted(items, key=lambda it: (ORDER[it.method], it.index))
     # Domain rules (write hooks) only ever see validated resources; without them the writes
     # overlap the validation (the workers validate while this process writes).
-    pending = validated if not call.core.store.hooks else None
+    overlap = not call.core.store.hooks
+    settled = False  # whether validation has been awaited (it must be, exactly once)
     async with call.repo.transaction() as tx:
         try:
             await _deletes(call, tx, [it for it in ordered if it.method == "DELETE"])
             idmap = await _identities(call, tx, ordered)
-            if pending is None:
+            if not overlap:
+                settled = True
                 await validated
             _rewrite_links(call, items, idmap)
             writes = [it for it in ordered if it.method in ("POST", "PUT")]
             await _writes(call, tx, writes, include)
         except BaseException:
-            if pending is not None:
-                await pending  # every invalid entry is reported, before any other error
+            if not settled:
+                settled = True
+                await validated  # every invalid entry is reported, before any other error
             raise
-        if pending is not None:
-            await pending  # nothing commits before validation has passed
+        if not settled:
+            await validated  # nothing commits before validation has passed
         for it in ordered:
             if it.method == "PATCH":
                 await _dispatch(call, tx, it, include)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.search.composite import component_types
+from gateway.search.composite import component_types, served_components
 from gateway.search.extract import IndexExtractor
 from gateway.search.registry import SearchParamRegistry
 from gateway.search.rows import QuantityRow, TokenRow
@@ -121,3 +121,32 @@ def test_served_composites(registry: SearchParamRegistry) -> None:
     seq = registry.for_type("MolecularSequence")
     assert component_types(registry, seq["chromosome-variant-coordinate"]) is None
     assert component_types(registry, obs["code"]) is None
+
+
+def test_a_component_with_only_text_is_no_value(extractor: IndexExtractor) -> None:
+    obs = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "blood sugar"},
+        "valueQuantity": {"value": 5.4},
+    }
+    rows = extractor.extract(obs)
+    assert not [r for r in rows.token | rows.quantity if r.param.startswith("code-value-")]
+
+
+def test_a_composite_whose_component_yields_nothing_is_not_served(
+    registry: SearchParamRegistry, extractor: IndexExtractor
+) -> None:
+    # R4's DocumentReference `relationship` pairs the reference definition with `code`.
+    rel = registry.get("DocumentReference", "relationship")
+    assert rel is not None and served_components(registry, "DocumentReference", rel) is None
+    doc = {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "content": [{"attachment": {"url": "http://x"}}],
+        "relatesTo": [{"code": "replaces", "target": {"reference": "DocumentReference/d0"}}],
+    }
+    rows = extractor.extract(doc)
+    assert not [r for r in rows.token | rows.reference if r.param.startswith("relationship$")]
+    obs = registry.get("Observation", "code-value-quantity")
+    assert obs is not None and served_components(registry, "Observation", obs) is not None

@@ -51,7 +51,20 @@ def test_parse_near_units_and_default_distance() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["", "23.1", "x|113", "91|0|1", "23|181|1", "23|113|-1", "23|113|5|furlong", "1|2|3|km|x"],
+    [
+        "",
+        "23.1",
+        "x|113",
+        "91|0|1",
+        "23|181|1",
+        "23|113|-1",
+        "23|113|5|furlong",
+        "1|2|3|km|x",
+        "nan|113|1",
+        "23|113|nan",
+        "23|113|inf",
+        "23|113|1e400",
+    ],
 )
 def test_parse_near_rejects_malformed_values(value: str) -> None:
     with pytest.raises(OperationOutcomeError) as err:
@@ -72,3 +85,7 @@ def test_equirectangular_distance_is_within_one_percent(lat: float, km: float) -
         lat_lo, lat_hi, lon_lo, lon_hi = near.box
         assert lat_lo - 1e-9 <= lat + dlat <= lat_hi + 1e-9
         assert lon_lo - 1e-9 <= 113.0 + dlon <= lon_hi + 1e-9
+
+
+def test_a_huge_distance_is_the_whole_earth() -> None:
+    assert parse_near("23.1|113.2|1e9|km", "near").km <= 20_037.5

@@ -62,6 +62,7 @@ def upgrade() -> None:
             f"CREATE STATISTICS {STATISTICS} (dependencies, mcv) "
             "ON res_type, param, code, system FROM idx_token"
         )
+        op.execute("ANALYZE idx_token")  # statistics are empty until the next ANALYZE
 
 
 def downgrade() -> None:
