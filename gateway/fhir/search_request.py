@@ -92,6 +92,12 @@ class SearchRequest:
     warnings: list[Issue] = field(default_factory=list)
 
 
+# An escaped `\|` is kept apart from the separating `|` until a value is split into its
+# system|code (token), number|system|code (quantity), url|version (canonical) parts; then
+# each part turns it back into `|` (gateway.search.sql_values.literal).
+ESCAPED_PIPE = "\ue000"
+
+
 def split_or(value: str) -> list[str]:
     """Split on unescaped commas; '\\,' is a literal comma."""
     return ["$".join(parts) for parts in split_composite(value)]
@@ -99,7 +105,7 @@ def split_or(value: str) -> list[str]:
 
 def split_composite(value: str) -> list[list[str]]:
     """Split on unescaped commas (OR), each value on unescaped '$' (a composite parameter's
-    components); '\\,', '\\$', '\\|' and '\\\\' are literal."""
+    components); '\\,', '\\$', '\\|' and '\\\\' are literal ('\\|' as ESCAPED_PIPE)."""
     out: list[list[str]] = []
     parts: list[str] = []
     cur: list[str] = []
@@ -107,7 +113,7 @@ def split_composite(value: str) -> list[list[str]]:
     while i < len(value):
         c = value[i]
         if c == "\\" and i + 1 < len(value) and value[i + 1] in ",$|\\":
-            cur.append(value[i + 1])
+            cur.append(ESCAPED_PIPE if value[i + 1] == "|" else value[i + 1])
             i += 2
             continue
         if c == ",":

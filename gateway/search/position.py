@@ -5,7 +5,7 @@ A position is indexed like a two-component composite (gateway.search.composite):
 point (each coordinate range-scanned in its index) refined by the equirectangular distance,
 which needs only arithmetic (SQLite has no trigonometry) and is within 1% of the great-circle
 distance up to 200 km at China's latitudes (18–53°N; tests/unit/search/test_position.py).
-Longitudes are not wrapped at ±180°.
+A circle crossing ±180° is searched around the point and its copy 360° away.
 """
 
 from __future__ import annotations
@@ -74,12 +74,24 @@ class Near:
     km: float
 
     @property
-    def box(self) -> tuple[float, float, float, float]:
-        """(lat low, lat high, long low, long high) holding every point within km."""
-        dlat = self.km / KM_PER_DEGREE
-        cos = max(math.cos(math.radians(self.lat)), 1e-6)
-        dlon = min(dlat / cos, 360.0)
-        return self.lat - dlat, self.lat + dlat, self.lon - dlon, self.lon + dlon
+    def dlat(self) -> float:
+        return self.km / KM_PER_DEGREE
+
+    @property
+    def dlon(self) -> float:
+        """Half the box's width in degrees of longitude."""
+        return min(self.dlat / max(math.cos(math.radians(self.lat)), 1e-6), 360.0)
+
+    @property
+    def centres(self) -> list[float]:
+        """The query longitude, and its copy 360° away when the circle crosses ±180°: stored
+        longitudes on the far side are measured from that copy."""
+        out = [self.lon]
+        if self.lon + self.dlon > 180:
+            out.append(self.lon - 360)
+        if self.lon - self.dlon < -180:
+            out.append(self.lon + 360)
+        return out
 
     @property
     def lon_scale(self) -> float:

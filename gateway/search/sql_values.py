@@ -12,9 +12,19 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, literal, or_, true
 
 from gateway.fhir import outcomes
-from gateway.fhir.search_request import Clause
+from gateway.fhir.search_request import ESCAPED_PIPE, Clause
 from gateway.fhir.search_values import date_range, number_range, split_prefix
 from gateway.search.values import UCUM_SYSTEM, parse_reference, ucum_table
+
+
+def unescaped(value: str) -> str:
+    """A value (part) as the client meant it: escaped pipes back to `|`."""
+    return value.replace(ESCAPED_PIPE, "|")
+
+
+def _split(value: str, maxsplit: int = -1) -> list[str]:
+    """Split on the separating (unescaped) `|`, each part literal."""
+    return [unescaped(p) for p in value.split("|", maxsplit)]
 
 
 def like_escape(value: str) -> str:
@@ -37,22 +47,28 @@ def _number_cond(col: Any, prefix: str, value: str, name: str) -> ColumnElement[
     }[prefix]()
 
 
+# Types whose values have `|`-separated parts: they split first, then take parts literally.
+_PIPED = frozenset({"token", "reference", "quantity", "special"})
+
+
 class ValueConditions:
     def __init__(self, normalise: Callable[[str], str], base_url: str = ""):
         self.normalise = normalise
         self.base_url = base_url
 
     def cond(self, t: Any, c: Clause, v: str) -> ColumnElement[bool]:
+        if c.type not in _PIPED:
+            v = unescaped(v)
         return getattr(self, f"_{c.type}")(t, c, v)  # type: ignore[no-any-return]
 
     def _token(self, t: Any, c: Clause, v: str) -> ColumnElement[bool]:
         if c.modifier == "text":
-            return t.c.text.like(like_escape(self.normalise(v)) + "%", escape="\\")
+            return t.c.text.like(like_escape(self.normalise(unescaped(v))) + "%", escape="\\")
         if c.modifier == "of-type":
-            parts = v.split("|")
+            parts = _split(v)
             if len(parts) != 3 or not parts[1] or not parts[2]:
                 raise outcomes.bad_request(
-                    f"Invalid :of-type value '{v}': expected system|code|value",
+                    f"Invalid :of-type value '{unescaped(v)}': expected system|code|value",
                     f"{c.name}:of-type",
                     "GW-1323",
                 )
@@ -62,8 +78,8 @@ class ValueConditions:
         if c.modifier not in (None, "not"):
             raise self.bad_modifier(c)
         if "|" not in v:
-            return t.c.code == v  # type: ignore[no-any-return]
-        system, _, code = v.partition("|")
+            return t.c.code == unescaped(v)  # type: ignore[no-any-return]
+        system, code = _split(v, 1)
         if not system:
             return and_(t.c.system.is_(None), t.c.code == code)
         if not code:
@@ -90,9 +106,9 @@ class ValueConditions:
 
     def _reference(self, t: Any, c: Clause, v: str) -> ColumnElement[bool]:
         if c.modifier == "identifier":
-            system, sep, value = v.partition("|")
-            if not sep:
-                return t.c.ident_value == v  # type: ignore[no-any-return]
+            if "|" not in v:
+                return t.c.ident_value == unescaped(v)  # type: ignore[no-any-return]
+            system, value = _split(v, 1)
             if not system:
                 return t.c.ident_value == value  # type: ignore[no-any-return]
             return and_(t.c.ident_system == system, t.c.ident_value == value)
@@ -103,6 +119,7 @@ class ValueConditions:
             v = v[len(self.base_url) + 1 :]
         if "://" in v or v.startswith("urn:"):
             return self._absolute_reference(t, v)
+        v = unescaped(v)
         parts = v.split("/")
         if len(parts) >= 2:
             return and_(t.c.target_type == parts[-2], t.c.target_id == parts[-1])
@@ -113,7 +130,7 @@ class ValueConditions:
     def _absolute_reference(t: Any, v: str) -> ColumnElement[bool]:
         """An absolute URL matches references written with that URL, and local references to
         the same Type/id (the server is one of the bases a client may use)."""
-        url, _, version = v.partition("|")
+        url, version = (_split(v, 1) + [""])[:2]
         cond = t.c.url == url
         if version:
             return and_(cond, t.c.version == version)
@@ -153,11 +170,9 @@ class ValueConditions:
     def _quantity(self, t: Any, c: Clause, v: str) -> ColumnElement[bool]:
         if c.modifier is not None:
             raise self.bad_modifier(c)
-        number, _, unit = v.partition("|")
+        number, *unit = _split(v, 2)
         prefix, value = split_prefix(number)
-        system, sep, code = unit.partition("|")
-        if not sep:
-            code, system = system, ""
+        system, code = unit if len(unit) == 2 else ("", unit[0] if unit else "")
         hit = ucum_table().get(code) if system == UCUM_SYSTEM and code else None
         if hit is not None:  # compare in canonical units: 1 g finds 1000 mg
             number_range(value, c.name)  # 400 on a malformed number

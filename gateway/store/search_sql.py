@@ -34,7 +34,7 @@ from gateway.fhir.search_request import Clause, SearchRequest
 from gateway.search.cardinality import one_date_row
 from gateway.search.composite import component_code
 from gateway.search.position import KM_PER_DEGREE, parse_near
-from gateway.search.sql_values import ValueConditions
+from gateway.search.sql_values import ValueConditions, unescaped
 from gateway.store.tables import INDEX_TABLES, idx_number, idx_reference, resources
 
 Normaliser = Callable[[str], str]
@@ -262,16 +262,16 @@ class SearchSql:
         alternatives = []
         for v in c.values:
             near = parse_near(v, c.name)
-            lat_lo, lat_hi, lon_lo, lon_hi = near.box
             dy = (lat.c.value - near.lat) * KM_PER_DEGREE
-            dx = (lon.c.value - near.lon) * near.lon_scale
-            alternatives.append(
-                and_(
-                    lat.c.value.between(lat_lo, lat_hi),
-                    lon.c.value.between(lon_lo, lon_hi),
-                    dy * dy + dx * dx <= near.km * near.km,
+            for centre in near.centres:
+                dx = (lon.c.value - centre) * near.lon_scale
+                alternatives.append(
+                    and_(
+                        lat.c.value.between(near.lat - near.dlat, near.lat + near.dlat),
+                        lon.c.value.between(centre - near.dlon, centre + near.dlon),
+                        dy * dy + dx * dx <= near.km * near.km,
+                    )
                 )
-            )
         return select(lat.c.res_id).where(
             lat.c.res_type == res_type,
             lat.c.param == component_code(c.name, 0),
@@ -328,7 +328,7 @@ class SearchSql:
             raise self.values.bad_modifier(c)
         if c.modifier == "missing":
             return R.res_id.is_(None) if self._missing(c) else R.res_id.is_not(None)
-        cond = R.res_id.in_(c.values)
+        cond = R.res_id.in_([unescaped(v) for v in c.values])
         return not_(cond) if c.modifier == "not" else cond
 
     def _updated_cond(self, c: Clause) -> ColumnElement[bool]:

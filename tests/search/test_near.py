@@ -23,6 +23,8 @@ RESOURCES = [
     location("corner", 23.169, 113.304),  # inside a 5 km box, 6.0 km away
     location("shenzhen", 22.543, 114.058),  # ~104 km
     location("no-position"),
+    location("fiji-east", -16.5, 179.95),
+    location("fiji-west", -16.5, -179.95),  # 10.7 km from fiji-east, across ±180°
 ]
 HERE = f"{YUEXIU[0]}|{YUEXIU[1]}"
 
@@ -43,8 +45,11 @@ CASES = [
     (f"near={HERE}|70|[mi_i]", {"yuexiu", "north-3km", "corner", "shenzhen"}),
     (f"near=22.543|114.058|1,{HERE}|1", {"shenzhen", "yuexiu"}),
     (f"near={HERE}|5&name=corner", set()),
+    ("near=-16.5|179.95|15", {"fiji-east", "fiji-west"}),
+    ("near=-16.5|-179.95|15", {"fiji-east", "fiji-west"}),
+    ("near=-16.5|179.95|5", {"fiji-east"}),
     ("near:missing=true", {"no-position"}),
-    ("near:missing=false", {"yuexiu", "north-3km", "corner", "shenzhen"}),
+    ("near:missing=false", {"yuexiu", "north-3km", "corner", "shenzhen", "fiji-east", "fiji-west"}),
 ]
 
 

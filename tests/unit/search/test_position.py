@@ -82,10 +82,15 @@ def test_equirectangular_distance_is_within_one_percent(lat: float, km: float) -
         dlon = km * math.sin(b) / near.lon_scale
         true = haversine_km(lat, 113.0, lat + dlat, 113.0 + dlon)
         assert abs(true - km) / km < 0.01
-        lat_lo, lat_hi, lon_lo, lon_hi = near.box
-        assert lat_lo - 1e-9 <= lat + dlat <= lat_hi + 1e-9
-        assert lon_lo - 1e-9 <= 113.0 + dlon <= lon_hi + 1e-9
+        assert abs(dlat) <= near.dlat + 1e-9
+        assert abs(dlon) <= near.dlon + 1e-9
 
 
 def test_a_huge_distance_is_the_whole_earth() -> None:
     assert parse_near("23.1|113.2|1e9|km", "near").km <= 20_037.5
+
+
+def test_a_circle_across_the_antimeridian_has_a_second_centre() -> None:
+    assert Near(0.0, 113.0, 20.0).centres == [113.0]
+    assert Near(0.0, 179.95, 20.0).centres == [179.95, 179.95 - 360]
+    assert Near(0.0, -179.95, 20.0).centres == [-179.95, -179.95 + 360]
