@@ -38,6 +38,7 @@ def _pointing_at(patient_ids: list[str] | None) -> list[ColumnElement[bool]]:
     return conds
 
 
+_NO_LIMIT = 2**62
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 
 
@@ -75,9 +76,17 @@ def everything_keys(patient_ids: list[str] | None) -> Any:
         patients = patients.where(R.res_id.in_(patient_ids))
     compartment = union(patients, member_pairs(patient_ids)).cte("compartment")
     comp = compartment.c
-    referenced = (
+    # The members' references first, their target types filtered afterwards: with the filter
+    # inside the join, SQLite builds a Bloom filter by scanning every reference row with those
+    # target types (~90 ms at 200k resources). The LIMIT keeps the subquery from being merged
+    # back into the join (on both databases); it never limits anything.
+    refs = (
         select(REF.target_type, REF.target_id)
         .join(compartment, and_(REF.res_type == comp.res_type, REF.res_id == comp.res_id))
-        .where(REF.target_type.in_(REFERENCED_TYPES))
+        .limit(_NO_LIMIT)
+        .subquery("refs")
+    )
+    referenced = select(refs.c.target_type, refs.c.target_id).where(
+        refs.c.target_type.in_(REFERENCED_TYPES)
     )
     return union(select(comp.res_type, comp.res_id), referenced).subquery("everything")
