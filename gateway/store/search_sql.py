@@ -237,8 +237,16 @@ class SearchSql:
             for i, (kind, value) in enumerate(zip(c.components, parts, strict=True)):
                 t = INDEX_TABLES[kind].alias(f"comp{i}")
                 part = Clause(c.name, kind, None, [value], c.param)
+                # grp IS NOT NULL spelled out: the condition of the partial group indexes.
                 rows.append(
-                    (t, [t.c.param == component_code(c.name, i), self.values.cond(t, part, value)])
+                    (
+                        t,
+                        [
+                            t.c.param == component_code(c.name, i),
+                            t.c.grp.is_not(None),
+                            self.values.cond(t, part, value),
+                        ],
+                    )
                 )
             first, conds = rows[0]
             for t, more in rows[1:]:
@@ -279,6 +287,8 @@ class SearchSql:
             lon.c.res_id == lat.c.res_id,
             lon.c.param == component_code(c.name, 1),
             lon.c.grp == lat.c.grp,
+            lat.c.grp.is_not(None),  # the partial group indexes (SQLite needs it spelled out)
+            lon.c.grp.is_not(None),
             or_(*alternatives),
         )
 
