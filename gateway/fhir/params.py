@@ -37,9 +37,13 @@ def parse_count(value: str | None, default: int, maximum: int) -> int:
     return min(int(value), maximum)
 
 
+# The largest value a BIGINT column holds (versions, history ids).
+MAX_BIGINT = 2**63 - 1
+
+
 def parse_int(value: str | None, name: str) -> int | None:
     if value is None:
         return None
-    if not value.isdigit():
+    if not value.isdigit() or int(value) > MAX_BIGINT:
         raise outcomes.bad_request(f"Invalid {name} '{value}'", name, gw="GW-1026")
     return int(value)

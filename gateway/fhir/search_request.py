@@ -33,11 +33,17 @@ RESULT_PARAMS = {
     "_cursor",
     "_type",
 }
+# Result parameters served only with their default value (contained resources are not
+# searched on their own).
+UNSERVED_DEFAULTS = {"_contained": "false", "_containedType": "container"}
 # Parameters the store answers from its own columns rather than index tables.
 SPECIAL = {"_id": "token", "_lastUpdated": "date"}
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 SORTABLE = {"string", "token", "date", "number", "quantity", "uri", "reference"}
 MAX_CHAIN = 4
+# OR-ed values a search may hold in all (each is a bound parameter or a few; the databases
+# cap a statement's parameters near 32k).
+MAX_VALUES = 5000
 
 
 @dataclass(slots=True)
@@ -143,7 +149,7 @@ class SearchParser:
 
     def fail(self, sr: SearchRequest, raw: str, text: str, gw: str = "GW-1300") -> None:
         issue = Issue(
-            "not-supported" if gw == "GW-1300" else "invalid",
+            "not-supported" if gw in ("GW-1300", "GW-1309") else "invalid",
             text,
             gw,
             severity="warning" if self.lenient else "error",
@@ -160,7 +166,9 @@ class SearchParser:
         if raw.startswith("_has:"):
             return self._has(res_type, raw, value, depth)
         head, dot, tail = raw.partition(".")
-        name, _, modifier = head.partition(":")
+        name, colon, modifier = head.partition(":")
+        if colon and not modifier:
+            raise _Unknown(f"Empty modifier in '{raw}'")
         values = split_or(value)
         if name in SPECIAL and not dot:
             return Clause(name, SPECIAL[name], modifier or None, values)
@@ -169,7 +177,9 @@ class SearchParser:
             return self._composite(res_type, sp, modifier, value)
         if sp is not None and is_position(sp) and not dot:
             return Clause(name, "special", modifier or None, values, sp)
-        if sp is None or sp.type not in SORTABLE:
+        if sp is None or sp.type not in SORTABLE or not sp.expression:
+            # No expression (_text, _content, _query, _list): nothing is indexed, so it is
+            # not served; rejecting it beats an always-empty result.
             raise _Unknown(f"Unknown search parameter '{name}' for {res_type}")
         if not dot:
             return Clause(name, sp.type, modifier or None, values, sp)
@@ -231,8 +241,10 @@ class SearchParser:
         name, _, modifier = raw.partition(":")
         if name in SPECIAL:
             return Clause(name, SPECIAL[name], modifier or None, values)
+        if raw.endswith(":"):
+            raise _Unknown(f"Empty modifier in '{raw}'")
         sp = self.registry.get("Resource", name) or self.registry.get("DomainResource", name)
-        if sp is None or sp.type not in SORTABLE:
+        if sp is None or sp.type not in SORTABLE or not sp.expression:
             raise _Unknown(f"Unknown search parameter '{name}' for a search across all types")
         return Clause(name, sp.type, modifier or None, values, sp)
 
@@ -289,12 +301,23 @@ def parse_search(
 ) -> SearchRequest:
     sr = SearchRequest(res_type, count=default_count, types=list(types or []))
     parser = SearchParser(registry, res_type, sr.types, lenient)
+    n_values = 0
     for raw_name, value in query:
         name = raw_name.partition(":")[0]
+        if name not in RESULT_PARAMS:
+            n_values += (value.count(",") + 1) * max(1, len(sr.types))
+            if n_values > MAX_VALUES:
+                raise outcomes.bad_request(
+                    f"Too many search values: at most {MAX_VALUES} in one search",
+                    raw_name,
+                    "GW-1308",
+                )
         if name in ("_include", "_revinclude"):
             parser.include(sr, raw_name, value)
         elif name == "_sort":
             parser.sort(sr, value)
+        elif name in UNSERVED_DEFAULTS and value != UNSERVED_DEFAULTS[name]:
+            parser.fail(sr, raw_name, f"{name}={value} is not supported", "GW-1309")
         elif name in RESULT_PARAMS:
             _result_param(sr, name, value, max_count)
         else:

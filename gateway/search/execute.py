@@ -100,7 +100,7 @@ async def run_search(
     cursor: list[Any] | None = None
     direction = None
     if sr.cursor:
-        direction, cursor = decode_cursor(sr.cursor, len(m.keys))
+        direction, cursor = decode_cursor(sr.cursor, m.keys)
     backwards = direction == "b"
     offset = 0 if sr.cursor else sr.offset
     counting = _count_task(repo, m, sr, total_limit)

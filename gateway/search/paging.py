@@ -16,6 +16,7 @@ value sort last in both directions (a 0/1 "missing" key before the value).
 from __future__ import annotations
 
 import base64
+import math
 from typing import Any
 
 import orjson
@@ -88,15 +89,19 @@ def encode_cursor(direction: str, values: list[Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(token: str, n_keys: int) -> tuple[str, list[Any]]:
+def decode_cursor(token: str, keys: list[Key]) -> tuple[str, list[Any]]:
+    """A cursor's direction and key values, checked against the keys' SQL types: a forged
+    or foreign cursor is a 400, never a database error."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         doc = orjson.loads(raw)
         direction, values = doc["d"], doc["v"]
         if direction not in ("a", "b") or not isinstance(values, list):
             raise ValueError(direction)
-        if len(values) != n_keys:
+        if len(values) != len(keys):
             raise ValueError("key count")
+        if not all(_fits(expr, v) for (expr, _), v in zip(keys, values, strict=True)):
+            raise ValueError("key type")
     except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         raise outcomes.bad_request(
             "Invalid or expired _cursor: follow the links of a fresh search",
@@ -104,3 +109,17 @@ def decode_cursor(token: str, n_keys: int) -> tuple[str, list[Any]]:
             "GW-1307",
         ) from None
     return direction, values
+
+
+def _fits(expr: Any, value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        expected = expr.type.python_type
+    except NotImplementedError:  # untyped expression: any JSON scalar
+        return isinstance(value, str | int | float)
+    if expected is int:
+        return type(value) is int and -(2**63) <= value < 2**63
+    if expected is float:
+        return type(value) in (int, float) and math.isfinite(value)
+    return isinstance(value, expected)

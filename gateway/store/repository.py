@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import and_, bindparam, delete, func, select, text, true, tuple_, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, text, true, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -90,7 +90,12 @@ def _history_to_stored(row: Any) -> Stored:
     )
 
 
-def _history_conditions(res_type: str | None, res_id: str | None, since: int | None) -> list[Any]:
+def _history_conditions(
+    res_type: str | None,
+    res_id: str | None,
+    since: int | None,
+    at: tuple[int, int] | None = None,
+) -> list[Any]:
     conds = []
     if res_type:
         conds.append(history.c.res_type == res_type)
@@ -98,6 +103,22 @@ def _history_conditions(res_type: str | None, res_id: str | None, since: int | N
         conds.append(history.c.res_id == res_id)
     if since is not None:
         conds.append(history.c.last_updated >= since)
+    if at is not None:
+        # R4 http.html#history `_at`: versions current at some point in [lo, hi]: made by hi
+        # and not replaced before lo (a version is current until the next one is made).
+        lo, hi = at
+        later = history.alias("later")
+        replaced = (
+            select(func.min(later.c.last_updated))
+            .where(
+                later.c.res_type == history.c.res_type,
+                later.c.res_id == history.c.res_id,
+                later.c.version > history.c.version,
+            )
+            .scalar_subquery()
+        )
+        conds.append(history.c.last_updated <= hi)
+        conds.append(or_(replaced.is_(None), replaced > lo))
     return conds
 
 
@@ -200,13 +221,12 @@ class Repository:
         res_id: str | None = None,
         *,
         since: int | None = None,
-        at: int | None = None,
+        at: tuple[int, int] | None = None,
         cursor: int | None = None,
         count: int = 50,
     ) -> HistoryPage:
-        conds = _history_conditions(res_type, res_id, since)
-        if at is not None:
-            conds.append(history.c.last_updated <= at)
+        """Versions newest first; `at`: only those current at some point in [lo, hi] (µs)."""
+        conds = _history_conditions(res_type, res_id, since, at)
         if cursor is not None:
             conds.append(history.c.hid < cursor)
         q = (
@@ -222,9 +242,13 @@ class Repository:
         return HistoryPage(entries, next_cursor)
 
     async def count_history(
-        self, res_type: str | None = None, res_id: str | None = None, since: int | None = None
+        self,
+        res_type: str | None = None,
+        res_id: str | None = None,
+        since: int | None = None,
+        at: tuple[int, int] | None = None,
     ) -> int:
-        conds = _history_conditions(res_type, res_id, since)
+        conds = _history_conditions(res_type, res_id, since, at)
         q = select(func.count()).select_from(history).where(and_(true(), *conds))
         async with self._reading() as conn:
             return int((await conn.execute(q)).scalar_one())

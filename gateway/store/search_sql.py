@@ -10,7 +10,8 @@ with that identifier; ``_has:Observation:patient:code=y`` → the target ids of 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -28,6 +29,8 @@ from sqlalchemy import (
     union,
     union_all,
 )
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BooleanClauseList
 
 from gateway.fhir import outcomes
 from gateway.fhir.search_request import Clause, SearchRequest
@@ -38,6 +41,22 @@ from gateway.search.sql_values import ValueConditions, unescaped
 from gateway.store.tables import INDEX_TABLES, idx_number, idx_reference, resources
 
 Normaliser = Callable[[str], str]
+
+# SQLite parses `a OR b OR …` into a tree as deep as the list is long and refuses depth 1000:
+# long OR lists are nested in parenthesised chunks (depth ~ 2·√n).
+_OR_CHUNK = 64
+
+
+def any_of(conds: Iterable[ColumnElement[bool]]) -> ColumnElement[bool]:
+    items = list(conds)
+    if len(items) <= _OR_CHUNK:
+        return or_(*items)
+    step = max(_OR_CHUNK, math.isqrt(len(items)) + 1)
+    groups = [or_(*items[i : i + step]).self_group() for i in range(0, len(items), step)]
+    # or_() would flatten the groups back into one list.
+    return BooleanClauseList._construct_raw(operators.or_, groups)
+
+
 T = TypeVar("T")
 
 
@@ -158,7 +177,7 @@ class SearchSql:
         if not isinstance(c, OneRow):
             return self.ids(res_type, c)
         t = self._table(c.clauses[0])
-        each = [or_(*(self.values.cond(t, k, v) for v in k.values)) for k in c.clauses]
+        each = [any_of(self.values.cond(t, k, v) for v in k.values) for k in c.clauses]
         return select(t.c.res_id).where(*self._param_rows(res_type, c.clauses[0]), *each)
 
     def _cond_item(self, res_type: str, c: Clause | OneRow) -> ColumnElement[bool]:
@@ -190,13 +209,19 @@ class SearchSql:
         key = tuple_(R.res_type, R.res_id)
         if c.modifier == "missing":
             return key.not_in(pairs) if self._missing(c) else key.in_(pairs)
-        matched = pairs.where(or_(*(self.values.cond(t, c, v) for v in c.values)))
+        matched = pairs.where(any_of(self.values.cond(t, c, v) for v in c.values))
         return key.not_in(matched) if c.modifier == "not" else key.in_(matched)
 
     # --- ids of resources of one type that satisfy a clause (nestable) ----------------------
     def ids(self, res_type: str, c: Clause) -> Select[Any]:
         if c.has is not None:
-            return self._has_ids(res_type, c)
+            # _has yields the *targets* of live sources' references, which may be deleted or
+            # never stored: kept only when they are live resources.
+            return select(R.res_id).where(
+                R.res_type == res_type,
+                R.deleted.is_(False),
+                R.res_id.in_(self._has_ids(res_type, c)),
+            )
         if c.chain is not None:
             return self._chain_ids(res_type, c)
         if (
@@ -216,7 +241,7 @@ class SearchSql:
             return self._near_ids(res_type, c)
         t = self._table(c)
         value_conds = [self.values.cond(t, c, v) for v in c.values]
-        return select(t.c.res_id).where(*self._param_rows(res_type, c), or_(*value_conds))
+        return select(t.c.res_id).where(*self._param_rows(res_type, c), any_of(value_conds))
 
     def _composite_ids(self, res_type: str, c: Clause) -> Select[Any]:
         """Component 0's rows matching, each other component matching a row of the same
@@ -289,7 +314,7 @@ class SearchSql:
             lon.c.grp == lat.c.grp,
             lat.c.grp.is_not(None),  # the partial group indexes (SQLite needs it spelled out)
             lon.c.grp.is_not(None),
-            or_(*alternatives),
+            any_of(alternatives),
         )
 
     def _chain_ids(self, res_type: str, c: Clause) -> Select[Any]:
@@ -348,7 +373,7 @@ class SearchSql:
         if c.modifier is not None:
             raise self.values.bad_modifier(c)
         col = R.last_updated
-        return or_(*(self.values.date_cond(col, col, v, c.name) for v in c.values))
+        return any_of(self.values.date_cond(col, col, v, c.name) for v in c.values)
 
     @staticmethod
     def _missing(c: Clause) -> bool:

@@ -160,3 +160,61 @@ async def test_paging_is_stable_while_new_versions_are_written(client):
     assert len(seen) == len(set(seen)), "a version was returned twice"
     missing = set(before) - set(seen)
     assert not missing, f"versions skipped while paging: {missing}"
+
+
+async def test_at_returns_the_versions_current_during_the_period(client):
+    # R4 http.html#history: "_at: Only include resource versions that were current at some
+    # point during the time period specified in the date time value (may be more than one)".
+    p = await create(client, patient("at"))
+    await asyncio.sleep(0.01)
+    v2 = (await client.put(f"/Patient/{p['id']}", json={**p, "active": True})).json()
+    await asyncio.sleep(0.01)
+    await client.put(f"/Patient/{p['id']}", json={**p, "active": False})
+    url = f"/Patient/{p['id']}/_history"
+
+    async def versions(at: str) -> list[int]:
+        body = await get_bundle(client, url, _at=at)
+        assert body["total"] == len(body.get("entry", []))
+        return [version_of(e) for e in body.get("entry", [])]
+
+    t1, t2 = p["meta"]["lastUpdated"], v2["meta"]["lastUpdated"]
+    assert await versions(t1) == [1]
+    assert await versions(t2) == [2]  # v1 was replaced at that very instant
+    assert await versions(t1[:10]) == [3, 2, 1]  # the whole day
+    assert await versions(t1[:4]) == [3, 2, 1]  # the whole year
+    assert await versions(f"ge{t2}") == [3, 2]
+    assert await versions(f"lt{t1}") == []
+    assert await versions("1999") == []
+    r = await client.get(url, params={"_at": "yesterday"})
+    assert r.status_code == 400
+
+
+async def test_instance_history_of_a_resource_never_stored_is_404(client):
+    assert (await client.get("/Patient/never-stored/_history")).status_code == 404
+    p = await create(client, patient("gone"))
+    assert (await client.delete(f"/Patient/{p['id']}")).status_code in (200, 204)
+    body = await get_bundle(client, f"/Patient/{p['id']}/_history")  # deleted: still has one
+    assert len(body["entry"]) == 2
+
+
+async def test_version_and_cursor_beyond_any_stored_number_are_client_errors(client):
+    p = await create(client, patient("big"))
+    huge = "9" * 25
+    r = await client.get(f"/Patient/{p['id']}/_history/{huge}")
+    assert r.status_code == 404
+    assert r.json()["resourceType"] == "OperationOutcome"
+    r = await client.get("/Patient/_history", params={"_cursor": huge})
+    assert r.status_code == 400
+    assert r.json()["issue"][0]["expression"] == ["_cursor"]
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {"request": {"method": "GET", "url": f"Patient/{p['id']}/_history/{huge}"}},
+            {"request": {"method": "GET", "url": f"Patient/{p['id']}"}},
+        ],
+    }
+    r = await client.post("", json=batch)
+    assert r.status_code == 200, r.text
+    statuses = [e["response"]["status"] for e in r.json()["entry"]]
+    assert statuses[0].startswith("404") and statuses[1].startswith("200")

@@ -3,10 +3,13 @@ answers (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 
 from tests.search import data
-from tests.search.conftest import ids, seed
+from tests.search.conftest import ids, seed, store
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -155,6 +158,15 @@ async def test_system_search_several_types(reader):
         ("Observation?subject.nonsense=1", "GW-1300"),
         ("Patient?_has:Observation:code:code=1", "GW-1300"),
         ("Patient?_include=Patient:name", "GW-1306"),
+        # no expression, nothing indexed: not served (an always-empty result would lie)
+        ("Patient?_text=张", "GW-1300"),
+        ("Patient?_content=张", "GW-1300"),
+        ("Patient?_query=everything", "GW-1300"),
+        ("Patient?_list=1", "GW-1300"),
+        ("Patient?name:=张", "GW-1300"),  # empty modifier
+        ("Patient?_contained=true", "GW-1309"),
+        ("Patient?_containedType=contained", "GW-1309"),
+        ("Patient?name=" + ",".join(f"n{i}" for i in range(5001)), "GW-1308"),
     ],
 )
 async def test_bad_requests(reader, url, code):
@@ -210,3 +222,96 @@ async def test_value_errors_point_at_the_query_parameter_as_written(reader, quer
     r = await reader.get(query)
     assert r.status_code == 400, r.text
     assert r.json()["issue"][0]["expression"] == [where]
+
+
+async def test_long_or_lists_are_searched(reader):
+    # Thousands of OR-ed values (a POSTed form can carry them): SQLite refuses expression
+    # trees 1000 deep, so long lists must not become one flat OR.
+    for param, values, hit, expected in [
+        ("name", [f"无{i}" for i in range(2500)], "张", {"p1", "p2"}),
+        (
+            "birthdate",
+            [f"18{i % 100:02d}-01-{i % 28 + 1:02d}" for i in range(1500)],
+            "1960",
+            {"p1"},
+        ),
+        ("gender", ["x"] * 1200, "female", {"p3"}),
+    ]:
+        r = await reader.post(
+            "Patient/_search",
+            data={param: ",".join([*values, hit]), "_count": "50"},
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert r.status_code == 200, r.text[:500]
+        got = {e["resource"]["id"] for e in r.json().get("entry", [])}
+        assert got == expected, param
+
+
+async def test_default_contained_parameters_are_accepted(reader):
+    assert set(await ids(reader, "Patient?_contained=false&gender=female")) == {"p3"}
+    r = await reader.get(
+        "Patient?_contained=both&gender=female", headers={"Prefer": "handling=lenient"}
+    )
+    assert r.status_code == 200
+    outcome = next(e for e in r.json()["entry"] if e["search"]["mode"] == "outcome")
+    assert outcome["resource"]["issue"][0]["details"]["coding"][0]["code"] == "GW-1309"
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {"d": "a", "v": [{"a": 1}]},
+        {"d": "a", "v": [12]},  # an id key holding a number
+        {"d": "a", "v": [2**70]},
+        {"d": "a", "v": ["a", "b", "c"]},
+    ],
+)
+async def test_forged_cursors_are_400(reader, forged):
+    token = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("=")
+    for url in ("Patient?gender=male", "Patient?_sort=birthdate", "Patient/p1/$everything"):
+        r = await reader.get(url, params={"_cursor": token, "_count": "1"})
+        assert r.status_code == 400, (url, r.text)
+        assert r.json()["issue"][0]["details"]["coding"][0]["code"] == "GW-1307"
+
+
+async def test_has_never_matches_a_deleted_or_unstored_target(app, reader):
+    # Runs last: it adds an Observation about a Patient that is then deleted, and one about
+    # a Patient never stored; neither Patient may come back from _has (nor be counted).
+    await store(
+        app.state.core,
+        [
+            {"resourceType": "Patient", "id": "has-gone", "gender": "male"},
+            {
+                "resourceType": "Observation",
+                "id": "has-o1",
+                "status": "final",
+                "code": {"text": "hasprobe"},
+                "subject": {"reference": "Patient/has-gone"},
+            },
+            {
+                "resourceType": "Observation",
+                "id": "has-o2",
+                "status": "final",
+                "code": {"text": "hasprobe"},
+                "subject": {"reference": "Patient/has-never"},
+            },
+        ],
+    )
+    url = "Patient?_has:Observation:subject:code:text=hasprobe"
+    assert await ids(reader, url) == ["has-gone"]
+    assert (await reader.delete("Patient/has-gone")).status_code in (200, 204)
+    try:
+        for query in (
+            url,
+            url + "&gender=male",
+            "Observation?subject._has:Observation:subject:code:text=hasprobe",
+        ):
+            r = await reader.get(query)
+            assert r.status_code == 200
+            body = r.json()
+            assert body.get("entry", []) == [] and body["total"] == 0, query
+        r = await reader.get(url + "&_summary=count")
+        assert r.json()["total"] == 0
+    finally:
+        for oid in ("has-o1", "has-o2"):
+            await reader.delete(f"Observation/{oid}")

@@ -245,3 +245,11 @@ async def test_everything(reader, with_everything):
     assert r.status_code == 404
     b = (await reader.get("Patient/$everything?_type=Patient&_count=100")).json()
     assert {r for r, _ in _modes(b)} == {"Patient/p1", "Patient/p2", "Patient/p3", "Patient/p4"}
+
+
+async def test_everything_of_a_deleted_patient_is_410(app, reader):
+    # R4 http.html#read: a deleted resource is 410 Gone, also through an operation on it.
+    await store(app.state.core, [{"resourceType": "Patient", "id": "ev-gone"}])
+    assert (await reader.delete("Patient/ev-gone")).status_code in (200, 204)
+    r = await reader.get("Patient/ev-gone/$everything")
+    assert r.status_code == 410, r.text

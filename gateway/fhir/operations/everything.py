@@ -55,8 +55,10 @@ async def everything(call: Call) -> FhirResponse:
     patient_ids = None
     if call.res_id is not None:
         current = await call.repo.read("Patient", call.res_id)
-        if current is None or current.deleted:
+        if current is None:
             raise outcomes.not_found("Patient", call.res_id)
+        if current.deleted:
+            raise outcomes.gone("Patient", call.res_id, current.version)
         patient_ids = [call.res_id]
     keys = everything_keys(patient_ids)
     sort = [(keys.c.res_type, False), (keys.c.res_id, False)]
@@ -72,7 +74,7 @@ async def everything(call: Call) -> FhirResponse:
     cursor = params.get("_cursor")
     direction = None
     if cursor:
-        direction, values = decode_cursor(str(cursor), len(sort))
+        direction, values = decode_cursor(str(cursor), sort)
         conds.append(beyond(sort, values, before=direction == "b"))
     backwards = direction == "b"
     page = call.repo.search_keys(keys, conds, order_by(sort, backwards), count + 1)
