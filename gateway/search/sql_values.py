@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, literal, or_, true
+from sqlalchemy import ColumnElement, and_, or_, true
 
 from gateway.fhir import outcomes
 from gateway.fhir.search_request import ESCAPED_PIPE, Clause
@@ -96,10 +96,22 @@ class ValueConditions:
         return t.c.norm.like(like_escape(self.normalise(v)) + "%", escape="\\")
 
     def _uri(self, t: Any, c: Clause, v: str) -> ColumnElement[bool]:
-        if c.modifier == "below":
-            return t.c.uri.like(like_escape(v) + "%", escape="\\")
-        if c.modifier == "above":
-            return literal(v).like(t.c.uri + "%")
+        if c.modifier in ("below", "above"):
+            # R4 search.html (uri): ":above and :below modifiers only apply to URLs, and not
+            # URNs such as OIDs"; they compare whole path segments.
+            if "://" not in v:
+                raise outcomes.bad_request(
+                    f"':{c.modifier}' applies to URLs, not '{v}'",
+                    f"{c.name}:{c.modifier}",
+                    "GW-1321",
+                )
+            if c.modifier == "above":
+                return t.c.uri.in_(url_ancestors(v))  # type: ignore[no-any-return]
+            base = v.rstrip("/")
+            return or_(
+                t.c.uri.in_((base, base + "/")),
+                t.c.uri.like(like_escape(base) + "/%", escape="\\"),
+            )
         if c.modifier is not None:
             raise self.bad_modifier(c)
         return t.c.uri == v  # type: ignore[no-any-return]
@@ -193,6 +205,18 @@ class ValueConditions:
             f"{c.name}:{c.modifier}",
             "GW-1321",
         )
+
+
+def url_ancestors(url: str) -> list[str]:
+    """The URL and each path-segment ancestor of it down to scheme://host, with and without a
+    trailing slash: what `:above` matches."""
+    scheme, _, rest = url.partition("://")
+    parts = rest.rstrip("/").split("/")
+    out = {url}
+    for i in range(1, len(parts) + 1):
+        prefix = f"{scheme}://" + "/".join(parts[:i])
+        out.update((prefix, prefix + "/"))
+    return sorted(out)
 
 
 def _scale(value: str, factor: float) -> str:

@@ -152,6 +152,12 @@ def resources() -> list[dict[str, Any]]:
             "url": "http://example.org/fhir/ValueSet/cn-gender",
         },
         {
+            "resourceType": "ValueSet",
+            "id": "vs2",
+            "status": "active",
+            "url": "http://example.org/fhirx/ValueSet/c",
+        },
+        {
             "resourceType": "RiskAssessment",
             "id": "r1",
             "status": "final",

@@ -97,6 +97,14 @@ CASES = [
     ("ValueSet?url:below=http://example.org/fhir/", {"vs1"}),
     ("ValueSet?url:above=http://example.org/fhir/ValueSet/cn-gender/v2", {"vs1"}),
     ("ValueSet?url=http://example.org/fhir/", set()),
+    # :below / :above compare whole path segments
+    ("ValueSet?url:below=http://example.org/fhir", {"vs1"}),
+    ("ValueSet?url:below=http://example.org/fhirx/", {"vs2"}),
+    ("ValueSet?url:below=http://example.org", {"vs1", "vs2"}),
+    ("ValueSet?url:below=http://example.org/fhir/ValueSet/cn-gender", {"vs1"}),
+    ("ValueSet?url:below=http://example.org/fhir/ValueSet/cn", set()),
+    ("ValueSet?url:above=http://example.org/fhirx/ValueSet/c/extra", {"vs2"}),
+    ("ValueSet?url:above=http://example.org/fhir/ValueSet/cn-gender-x", set()),
     # :missing
     ("Patient?birthdate:missing=true", {"p4"}),
     ("Patient?birthdate:missing=false", {"p1", "p2", "p3"}),
@@ -165,6 +173,7 @@ async def test_system_search_several_types(reader):
         ("Patient?_list=1", "GW-1300"),
         ("Patient?name:=张", "GW-1300"),  # empty modifier
         ("Patient?_contained=true", "GW-1309"),
+        ("ValueSet?url:below=urn:oid:1.2", "GW-1321"),  # URLs only
         ("Patient?_containedType=contained", "GW-1309"),
         ("Patient?name=" + ",".join(f"n{i}" for i in range(5001)), "GW-1308"),
     ],
