@@ -93,3 +93,48 @@ async def test_all_entries_failing_is_still_200(client):
     body = r.json()
     assert body["type"] == "batch-response"
     assert [status_code(e["response"]) // 100 for e in body["entry"]] == [4, 4]
+
+
+async def test_an_entry_referring_to_another_entry_fails_alone(client):
+    # http.html (batch): "there SHALL be no interdependencies between the different entries".
+    pid = "urn:uuid:6b8b7c1e-8f5c-4a0e-9d1e-2b9f8a2c0001"
+    bundle = tx(
+        entry("POST", "Patient", patient("b-dep"), full_url=pid),
+        entry(
+            "POST",
+            "Observation",
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "体温"},
+                "subject": {"reference": pid},
+            },
+        ),
+        kind="batch",
+    )
+    r = await client.post("", json=bundle)
+    assert r.status_code == 200, r.text
+    first, second = r.json()["entry"]
+    assert status_code(first["response"]) == 201
+    assert status_code(second["response"]) == 400
+    issue = second["response"]["outcome"]["issue"][0]
+    assert issue["expression"] == ["Bundle.entry[1].resource.subject.reference"]
+    found = (await client.get("/Observation", params={"code:text": "体温"})).json()
+    assert found.get("total", 0) == 0  # nothing stored with a dangling urn:uuid
+
+
+async def test_duplicate_full_urls_are_rejected(client):
+    # bdl-7: "FullUrl must be unique in a bundle, or else entries with the same fullUrl must
+    # have different meta.versionId".
+    dup = "urn:uuid:6b8b7c1e-8f5c-4a0e-9d1e-2b9f8a2c0002"
+    for kind in ("batch", "transaction"):
+        bundle = tx(
+            entry("POST", "Patient", patient("dup-1"), full_url=dup),
+            entry("POST", "Patient", patient("dup-2"), full_url=dup),
+            kind=kind,
+        )
+        r = await client.post("", json=bundle)
+        assert r.status_code == 400, r.text
+        assert r.json()["issue"][0]["expression"] == ["Bundle.entry[1].fullUrl"]
+    found = (await client.get("/Patient", params={"identifier": f"{SYS}|dup-1"})).json()
+    assert found.get("total", 0) == 0

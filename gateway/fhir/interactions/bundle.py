@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.fhir import outcomes
+from gateway.fhir.bundle_links import UnresolvedLink, path_to, rewrite_links
 from gateway.fhir.bundles import Entry, assemble
 from gateway.fhir.interactions.bundle_items import (
+    Item,
+    check_unique_full_urls,
     envelope,
     error_entry,
     parse_item,
@@ -27,6 +31,7 @@ from gateway.fhir.router import Call
 async def bundle(call: Call) -> FhirResponse:
     doc = call.req.json_body if call.req.json_body is not None else parse_json(call.req.body)
     btype, entries = envelope(doc)
+    check_unique_full_urls(entries)
     if btype == "batch":
         return await _batch(call, entries)
     return await transaction(call, [parse_item(i, e) for i, e in enumerate(entries)])
@@ -38,8 +43,26 @@ async def _batch(call: Call, entries: list[Any]) -> FhirResponse:
     for i, raw in enumerate(entries):
         try:
             it = parse_item(i, raw)
+            _independent(it)
             resp = await call.core.router.dispatch(call.core, sub_request(call, it), call.repo)
             out.append(response_entry(resp, include or it.method == "GET"))
         except OperationOutcomeError as err:
             out.append(error_entry(err))
     return FhirResponse(200, assemble("batch-response", out))
+
+
+def _independent(it: Item) -> None:
+    """R4 http.html (batch): "there SHALL be no interdependencies between the different
+    entries": a `urn:uuid:`/`urn:oid:` reference names another entry (or nothing) and would be
+    stored dangling."""
+    if it.resource is None or it.method not in ("POST", "PUT"):
+        return
+    try:
+        rewrite_links(it.resource, {}, {}, lambda _ref: False)
+    except UnresolvedLink as exc:
+        raise outcomes.bad_request(
+            f"Reference '{exc.ref}' names another entry: batch entries are independent "
+            "(use a transaction)",
+            path_to(it.resource, exc.node, it.where) + ".reference",
+            "GW-1212",
+        ) from None

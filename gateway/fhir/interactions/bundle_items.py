@@ -61,6 +61,26 @@ def envelope(doc: Any) -> tuple[str, list[dict[str, Any]]]:
     return btype, entries
 
 
+def check_unique_full_urls(entries: list[Any]) -> None:
+    """bdl-7: "FullUrl must be unique in a bundle, or else entries with the same fullUrl must
+    have different meta.versionId" — two entries claiming one identity make references to it
+    ambiguous."""
+    seen: dict[tuple[str, Any], int] = {}
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("fullUrl"), str):
+            continue
+        resource = entry.get("resource")
+        meta = resource.get("meta") if isinstance(resource, dict) else None
+        key = (entry["fullUrl"], meta.get("versionId") if isinstance(meta, dict) else None)
+        if key in seen:
+            raise outcomes.bad_request(
+                f"Entries {seen[key]} and {i} have the same fullUrl '{key[0]}' (bdl-7)",
+                f"Bundle.entry[{i}].fullUrl",
+                "GW-1211",
+            )
+        seen[key] = i
+
+
 def parse_item(i: int, entry: Any) -> Item:
     where = f"Bundle.entry[{i}]"
     if not isinstance(entry, dict):
