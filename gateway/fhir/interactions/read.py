@@ -7,6 +7,7 @@ from gateway.fhir.params import MAX_BIGINT
 from gateway.fhir.request import FhirRequest, FhirResponse
 from gateway.fhir.responses import parse_etag, read_response
 from gateway.fhir.router import Call
+from gateway.search.subset import subset
 from gateway.store import clock
 from gateway.store.model import Stored
 
@@ -23,11 +24,29 @@ def _not_modified(req: FhirRequest, stored: Stored) -> bool:
     return False
 
 
+def _subset_params(req: FhirRequest) -> tuple[str | None, list[str] | None]:
+    """`_summary` (true|text|data|false) and `_elements` on a read (R4 search.html §summary:
+    "The _summary parameter ... can be used with read as well as search")."""
+    summary = req.param("_summary")
+    if summary not in (None, "true", "text", "data", "false"):
+        raise outcomes.bad_request(
+            f"Invalid _summary '{summary}' for a read: expected true, text, data or false",
+            "_summary",
+            "GW-1303",
+        )
+    raw = req.param("_elements")
+    elements = [e.strip() for e in raw.split(",") if e.strip()] if raw is not None else None
+    return (None if summary == "false" else summary), elements
+
+
 def _respond(req: FhirRequest, stored: Stored) -> FhirResponse:
+    summary, elements = _subset_params(req)
+    resp = read_response(stored)
     if _not_modified(req, stored):
-        resp = read_response(stored)
         return FhirResponse(304, None, resp.headers)
-    return read_response(stored)
+    if summary is None and elements is None:
+        return resp
+    return FhirResponse(200, subset(stored.content, summary, elements), resp.headers)
 
 
 async def read(call: Call) -> FhirResponse:
