@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # Profile validation on write: "default" (claimed profiles + our domain profiles: CN Patient,
     # contract CarePlan, …), "claimed" (only meta.profile claims), "off" (structure only).
     profile_validation: str = "default"
+    # Resources no profile applies to are validated against the R4 core definitions (required
+    # bindings, invariants, reference targets); off: structure only for them.
+    core_validation: bool = True
     # Strict: a claimed profile the gateway does not know is an error, not a warning.
     strict_profiles: bool = False
     log_level: str = "info"

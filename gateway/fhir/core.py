@@ -72,7 +72,9 @@ class FhirCore:
         self.started_at = clock.now_us()
         self.search_sql = SearchSql(self._normaliser())
         s = self.settings
-        self.write_check = WriteCheck(s.profile_validation, s.strict_profiles, s.profiles_dir)
+        self.write_check = WriteCheck(
+            s.profile_validation, s.strict_profiles, s.profiles_dir, s.core_validation
+        )
         self.validation = ValidationPool(self.write_check, s.validation_workers)
 
     def _normaliser(self):  # type: ignore[no-untyped-def]

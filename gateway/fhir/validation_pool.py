@@ -30,9 +30,9 @@ _Found = list[tuple[Issue, int]]  # (issue, HTTP status of the error that carrie
 _worker_check: WriteCheck | None = None  # one per worker process, built by _init_worker
 
 
-def _init_worker(mode: str, strict: bool, profiles_dir: Path | None) -> None:
+def _init_worker(mode: str, strict: bool, profiles_dir: Path | None, core: bool) -> None:
     global _worker_check
-    _worker_check = WriteCheck(mode, strict, profiles_dir)
+    _worker_check = WriteCheck(mode, strict, profiles_dir, core)
     gc.freeze()  # long-lived start-up objects: out of the collector's way (see app.py)
 
 

@@ -4,8 +4,9 @@ Structure (R4B models + JSON types) → 400. Profiles (gateway.validation) → 4
 issue; warnings never block. A profile applies when the resource claims one the gateway knows
 (meta.profile) or, in `default` mode, when it is one of our domain types (CN Patient, contract
 CarePlan, …). A claimed profile the gateway does not know (US Core on foreign data) is only a
-warning, so it is not checked at all, unless strict mode makes it an error. Resources to which
-no profile applies get structural validation only; `$validate` walks the core definitions too.
+warning, unless strict mode makes it an error. Resources to which no profile applies are
+checked against the R4 core definitions (required bindings, invariants, reference target
+types: what R4 calls conformant content), unless `core` is off; `off` mode is structure only.
 """
 
 from __future__ import annotations
@@ -22,12 +23,17 @@ MODES = ("default", "claimed", "off")
 
 class WriteCheck:
     def __init__(
-        self, mode: str = "default", strict: bool = False, profiles_dir: Path | None = None
+        self,
+        mode: str = "default",
+        strict: bool = False,
+        profiles_dir: Path | None = None,
+        core: bool = True,
     ):
         if mode not in MODES:
             raise ValueError(f"profile validation mode must be one of {MODES}, not {mode!r}")
         self.mode = mode
         self.strict = strict
+        self.core = core
         from gateway.validation import DEFAULT_PROFILES, ProfileRegistry, Validator
 
         # Built whatever the mode: $validate and the terminology operations use it too.
@@ -36,15 +42,15 @@ class WriteCheck:
         self.validator = Validator(registry, default_profiles=defaults, strict=strict)
 
     @property
-    def config(self) -> tuple[str, bool, Path | None]:
+    def config(self) -> tuple[str, bool, Path | None, bool]:
         """What a worker process needs to build the same check."""
-        return self.mode, self.strict, self.validator.registry.profiles_dir
+        return self.mode, self.strict, self.validator.registry.profiles_dir, self.core
 
     def _applies(self, resource: dict[str, Any]) -> bool:
         v = self.validator
         if self.mode == "off":
             return False
-        if v.profiles_for(resource):
+        if self.core or v.profiles_for(resource):
             return True
         claims = (resource.get("meta") or {}).get("profile") or []
         known = v.registry.structure_definition

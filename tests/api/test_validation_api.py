@@ -144,3 +144,56 @@ async def test_capability_statement_lists_operations(client):
     assert "validate" in {o["name"] for o in patient["operation"]}
     vs = next(r for r in cap["rest"][0]["resource"] if r["type"] == "ValueSet")
     assert {"expand", "validate-code", "validate"} <= {o["name"] for o in vs["operation"]}
+
+
+BOGUS_WRITES = [
+    # (resource, where the error is)
+    (
+        {"resourceType": "Observation", "status": "bogus", "code": {"text": "体温"}},
+        "Observation.status",  # required binding
+    ),
+    (
+        {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "体温"},
+            "effectivePeriod": {"start": "2024-05-02", "end": "2024-05-01"},
+        },
+        "Observation.effective",  # per-1: start <= end
+    ),
+    (
+        {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "体温"},
+            "subject": {"reference": "Observation/1"},
+        },
+        "Observation.subject",  # not an allowed target type
+    ),
+]
+
+
+@pytest.mark.parametrize(("resource", "where"), BOGUS_WRITES)
+async def test_core_rules_apply_to_writes_no_profile_covers(client, resource, where):
+    # R4 validation.html: content must satisfy the core definitions' bindings and invariants,
+    # whether or not a profile applies.
+    r = await client.post("/Observation", json=resource)
+    assert r.status_code == 422, r.text
+    errors = [i for i in r.json()["issue"] if i["severity"] == "error"]
+    assert any(e["expression"][0].startswith(where) for e in errors), errors
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": resource, "request": {"method": "POST", "url": "Observation"}}],
+    }
+    r = await client.post("", json=bundle)
+    assert r.status_code == 422, r.text
+    assert (await client.get("/Observation")).json()["total"] == 0
+
+
+async def test_core_validation_can_be_turned_off(database_url):
+    from tests.conftest import client_for, running_app
+
+    async with running_app(database_url, core_validation=False) as app, client_for(app) as c:
+        r = await c.post("/Observation", json=BOGUS_WRITES[0][0])
+        assert r.status_code == 201, r.text

@@ -63,6 +63,21 @@ EXPECTED_REJECTIONS: dict[str, str] = {
     # The examples themselves break R4 cardinality: the models are right to refuse them.
     "ImplementationGuide-fhir.json": "example lacks ImplementationGuide.name (1..1 in R4)",
     "Questionnaire-qs1.json": "example lacks Questionnaire.item.linkId (1..1 in R4)",
+    # Core validation on write (required bindings, invariants, reference targets): these
+    # examples break R4 rules themselves (checked against the R4 definitions by hand).
+    **{
+        name: "txt-2: the example's narrative div is whitespace only"
+        for name in (
+            "ActivityDefinition-blood-tubes-supply.json",
+            "ActivityDefinition-heart-valve-replacement.json",
+            "EventDefinition-example.json",
+            "Questionnaire-zika-virus-exposure-assessment.json",
+        )
+    },
+    "DeviceMetric-example.json": "DeviceMetric.parent refers to a DeviceDefinition (R4: Device)",
+    "DeviceUseStatement-example.json": "reasonReference to a Procedure (not an allowed target)",
+    "MedicationRequest-medrx0301.json": "dispenseRequest.performer (Organization) refers to a Practitioner",
+    "Observation-clinical-gender.json": "performer refers to an Encounter (not an allowed target)",
 }
 
 
