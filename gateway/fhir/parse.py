@@ -6,6 +6,8 @@ the store keeps, so the client's content is stored as written, never re-serialis
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -62,9 +64,60 @@ def parse_json(body: bytes | None) -> Any:
     if not body:
         raise outcomes.bad_request("The request body is empty", gw="GW-1014")
     try:
-        return orjson.loads(body)
+        doc = orjson.loads(body)  # strict syntax and UTF-8
     except orjson.JSONDecodeError as exc:
         raise outcomes.malformed_json(str(exc)) from None
+    if type(doc) is dict or type(doc) is list:
+        _reject_duplicate_keys(body)
+    return doc
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _DuplicateKey
+    return obj
+
+
+_DUP = "\ue001duplicates"  # marks an object with repeated keys (not a valid JSON name here)
+
+
+def _marked(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        obj[_DUP] = sorted(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+    return obj
+
+
+def _reject_duplicate_keys(body: bytes) -> None:
+    """R4 json.html: a property appears at most once in an object (orjson keeps the last one
+    silently). Found by a second parse; only a rejected body pays for locating the object."""
+    try:
+        json.loads(body, object_pairs_hook=_unique)
+        return
+    except _DuplicateKey:
+        pass
+    root = json.loads(body, object_pairs_hook=_marked)
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(root, ())]
+    while stack:
+        node, loc = stack.pop()
+        if type(node) is dict:
+            if _DUP in node:
+                rtype = root.get("resourceType") if type(root) is dict else None
+                where = fhirpath_of(rtype if isinstance(rtype, str) else "$", loc)
+                keys = ", ".join(node[_DUP])
+                raise outcomes.bad_request(
+                    f"Malformed JSON: property '{keys}' appears more than once in {where}",
+                    f"{where}.{node[_DUP][0]}",
+                    "GW-1001",
+                )
+            stack.extend((v, (*loc, k)) for k, v in node.items())
+        elif type(node) is list:
+            stack.extend((v, (*loc, i)) for i, v in enumerate(node))
 
 
 def fhirpath_of(root: str, loc: tuple[Any, ...]) -> str:

@@ -46,6 +46,37 @@ async def test_malformed_json_is_400(client, method, url, body):
 
 
 @pytest.mark.parametrize(
+    "method, url, body, where",
+    [
+        (
+            "POST",
+            "/Patient",
+            b'{"resourceType":"Patient","gender":"male","name":[{"text":"a"}],"gender":"female"}',
+            "Patient.gender",
+        ),
+        (
+            "PUT",
+            "/Patient/p1",
+            b'{"resourceType":"Patient","id":"p1","name":[{"text":"a","text":"b"}]}',
+            "Patient.name[0].text",
+        ),
+        (
+            "POST",
+            "",
+            b'{"resourceType":"Bundle","type":"transaction","entry":[{"request":'
+            b'{"method":"POST","url":"Patient","method":"PUT"},"resource":{"resourceType":"Patient"}}]}',
+            "Bundle.entry[0].request.method",
+        ),
+    ],
+)
+async def test_repeated_json_properties_are_400(client, method, url, body, where):
+    # R4 json.html: an object holds each property once; taking the last would silently drop data.
+    r = await client.request(method, url, content=body)
+    assert assert_outcome(r, 400)["issue"][0]["expression"] == [where]
+    assert await all_versions(client) == []
+
+
+@pytest.mark.parametrize(
     "ctype",
     ["application/xml", "text/plain", "application/fhir+xml", "multipart/form-data; boundary=x"],
 )
