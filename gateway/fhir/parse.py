@@ -7,6 +7,8 @@ the store keeps, so the client's content is stored as written, never re-serialis
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections import Counter
 from functools import cache
 from pathlib import Path
@@ -120,15 +122,31 @@ def _reject_duplicate_keys(body: bytes) -> None:
             stack.extend((v, (*loc, i)) for i, v in enumerate(node))
 
 
-def fhirpath_of(root: str, loc: tuple[Any, ...]) -> str:
-    """('name', 0, 'given', 1) → 'Patient.name[0].given[1]'."""
+def fhirpath_of(root: str, loc: tuple[Any, ...], keep_last: bool = False) -> str:
+    """('name', 0, 'given', 1) → 'Patient.name[0].given[1]'. A primitive's JSON extension
+    key `_given` is the element `given` in FHIRPath (its `.extension` lives there); with
+    keep_last the last name is kept as written (an unknown key)."""
     out = root
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
+        elif part.startswith("_") and len(part) > 1 and not (keep_last and i == len(loc) - 1):
+            out += f".{part[1:]}"
         else:
             out += f".{part}"
     return out
+
+
+_CHOICE_LIST = re.compile(r"from this list \[([^\]]*)\]")
+
+
+def _choice_element(msg: str) -> str | None:
+    """'… from this list ['deceasedBoolean', 'deceasedDateTime'], but got multiple!' →
+    'deceased': the choice element two values were given for."""
+    m = _CHOICE_LIST.search(msg)
+    names = re.findall(r"'([A-Za-z]+)'", m.group(1)) if m else []
+    prefix = os.path.commonprefix(names) if len(names) > 1 else ""
+    return prefix.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ") or None
 
 
 def issues_from_validation_error(root: str, exc: ValidationError) -> list[Issue]:
@@ -136,14 +154,19 @@ def issues_from_validation_error(root: str, exc: ValidationError) -> list[Issue]
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         msg = err["msg"]
-        if err["type"] == "extra_forbidden":
+        unknown = err["type"] == "extra_forbidden"
+        if unknown:
             msg = "Unknown element"
+        where = fhirpath_of(root, loc, keep_last=unknown)
+        choice = _choice_element(msg) if err["type"] == "value_error" else None
+        if choice:
+            where += f".{choice}"
         issues.append(
             Issue(
                 code=_ISSUE_CODE_BY_PYDANTIC.get(err["type"], "value"),
-                diagnostics=f"{fhirpath_of(root, loc)}: {msg}",
+                diagnostics=f"{where}: {msg}",
                 gw_code="GW-1100",
-                expression=(fhirpath_of(root, loc),),
+                expression=(where,),
             )
         )
     return issues

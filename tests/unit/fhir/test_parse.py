@@ -61,6 +61,28 @@ def test_fhirpath_of_locations():
             },
             "Parameters.parameter[0].resource.resourceType",
         ),
+        # FHIRPath names: a primitive's `_gender` extension object is `gender`, and two
+        # values of one choice element are located at the choice element.
+        (
+            {"resourceType": "Patient", "_gender": {"extension": [{"url": "u", "valueString": 1}]}},
+            "Patient.gender.extension[0].valueString",
+        ),
+        (
+            {"resourceType": "Patient", "name": [{"_given": [{"id": 5}]}]},
+            "Patient.name[0].given[0].id",
+        ),
+        ({"resourceType": "Patient", "_colour": 1}, "Patient._colour"),  # unknown: as written
+        (
+            {"resourceType": "Patient", "deceasedBoolean": True, "deceasedDateTime": "2020"},
+            "Patient.deceased",
+        ),
+        (
+            {
+                "resourceType": "Patient",
+                "extension": [{"url": "u", "valueString": "a", "valueBoolean": True}],
+            },
+            "Patient.extension[0].value",
+        ),
     ],
 )
 def test_invalid_elements_are_located(resource, expression):
