@@ -13,11 +13,23 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, TextClause, and_, select, text, union
+from sqlalchemy import (
+    ColumnElement,
+    TextClause,
+    and_,
+    exists,
+    not_,
+    or_,
+    select,
+    text,
+    tuple_,
+    union,
+)
 
-from gateway.store.tables import idx_reference, resources
+from gateway.store.tables import idx_date, idx_reference, resources
 
 COMPARTMENT_FILE = Path(__file__).resolve().parent / "data" / "patient-compartment.json"
+CARE_DATES_FILE = Path(__file__).resolve().parent / "data" / "care-dates.json"
 # Resources outside the compartment that $everything adds when a member refers to them.
 REFERENCED_TYPES = ("Practitioner", "Organization", "Location", "Medication")
 REF = idx_reference.c
@@ -90,3 +102,22 @@ def everything_keys(patient_ids: list[str] | None) -> Any:
         refs.c.target_type.in_(REFERENCED_TYPES)
     )
     return union(select(comp.res_type, comp.res_id), referenced).subquery("everything")
+
+
+@lru_cache(maxsize=1)
+def care_date_params() -> dict[str, str]:
+    """resource type → the date parameter holding its care date ($everything start/end)."""
+    raw = json.loads(CARE_DATES_FILE.read_text(encoding="utf-8"))
+    return {k: v for k, v in raw.items() if not k.startswith("_")}
+
+
+def in_care_period(keys: Any, low: int, high: int) -> ColumnElement[bool]:
+    """Rows of `keys` (res_type, res_id) whose care date overlaps [low, high] (µs), or that
+    have none (a type without a care date, or a resource without a value: nothing says it
+    is outside the period)."""
+    D = idx_date.c
+    pairs = tuple_(D.res_type, D.param).in_(sorted(care_date_params().items()))
+    same = and_(D.res_type == keys.c.res_type, D.res_id == keys.c.res_id, pairs)
+    dated = exists().where(same)
+    overlaps = exists().where(same, D.low <= high, D.high >= low)
+    return or_(not_(dated), overlaps)

@@ -253,3 +253,28 @@ async def test_everything_of_a_deleted_patient_is_410(app, reader):
     assert (await reader.delete("Patient/ev-gone")).status_code in (200, 204)
     r = await reader.get("Patient/ev-gone/$everything")
     assert r.status_code == 410, r.text
+
+
+@pytest.mark.parametrize(
+    ("query", "dated"),
+    [
+        ("start=2015-01-01&end=2015-12-31", {"Observation/o1", "Encounter/e1"}),
+        ("start=2015-06-01", {"Observation/o1", "Observation/o2", "Encounter/e1"}),
+        ("end=2015-06-01", {"Observation/o1", "Encounter/e1"}),
+        ("start=2016", {"Observation/o2"}),
+        ("start=2017", set()),
+    ],
+)
+async def test_everything_start_end_filter_by_care_date(reader, query, dated):
+    # R4 Patient-everything: "The date range relates to care dates ... If no start date is
+    # provided, all records prior to the end date are in scope." Resources without a care date
+    # (the Patient, a RiskAssessment without one) are not outside the range: they stay.
+    b = (await reader.get(f"Patient/p1/$everything?{query}&_count=100")).json()
+    got = {r for r, _ in _modes(b)}
+    everything = {
+        r for r, _ in _modes((await reader.get("Patient/p1/$everything?_count=100")).json())
+    }
+    with_care_date = {"Observation/o1", "Observation/o2", "Encounter/e1"}
+    assert with_care_date <= everything
+    assert got == (everything - with_care_date) | dated
+    assert b["total"] == len(got)

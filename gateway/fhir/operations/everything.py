@@ -2,7 +2,8 @@
 
 Every resource in the Patient compartment (R4 CompartmentDefinition, gateway/search/data) plus
 the Practitioners, Organizations, Locations and Medications they refer to; `_since`, `_type`,
-`_count` with keyset `next`/`previous` links (ordered by type, then id). At type level: the
+`start`/`end` (care dates, gateway/search/data/care-dates.json), `_count` with keyset
+`next`/`previous` links (ordered by type, then id). At type level: the
 same for every Patient the client may see (no access policy yet: all of them).
 """
 
@@ -16,11 +17,12 @@ from gateway.fhir import outcomes
 from gateway.fhir.bundles import Entry, assemble
 from gateway.fhir.operations import Operation
 from gateway.fhir.operations.params import operation_params
+from gateway.fhir.params import MAX_BIGINT
 from gateway.fhir.parse import is_resource_type
 from gateway.fhir.request import FhirResponse
 from gateway.fhir.router import Call
 from gateway.fhir.search_values import date_range
-from gateway.search.compartment import everything_keys
+from gateway.search.compartment import everything_keys, in_care_period
 from gateway.search.paging import beyond, decode_cursor, encode_cursor, order_by
 from gateway.store.tables import resources
 
@@ -41,6 +43,17 @@ def _types(params: dict[str, Any]) -> list[str] | None:
 def _since(params: dict[str, Any]) -> int | None:
     raw = params.get("_since")
     return date_range(str(raw), "_since")[0] if raw else None
+
+
+def _care_period(params: dict[str, Any]) -> tuple[int, int] | None:
+    """start/end: care dates (R4 Patient-everything), each end inclusive at its precision; no
+    start means everything up to end, and no end everything from start."""
+    start, end = params.get("start"), params.get("end")
+    if not start and not end:
+        return None
+    low = date_range(str(start), "start")[0] if start else -MAX_BIGINT
+    high = date_range(str(end), "end")[1] if end else MAX_BIGINT
+    return low, high
 
 
 def _count(call: Call, params: dict[str, Any]) -> int:
@@ -69,6 +82,9 @@ async def everything(call: Call) -> FhirResponse:
     since = _since(params)
     if since is not None:
         where.append(resources.c.last_updated >= since)
+    care = _care_period(params)
+    if care is not None:
+        where.append(in_care_period(keys, *care))
     count = _count(call, params)
     conds = list(where)
     cursor = params.get("_cursor")

@@ -179,3 +179,14 @@ def test_search_parameter_is_frozen(registry: SearchParamRegistry) -> None:
     assert isinstance(p, SearchParameter)
     with pytest.raises(AttributeError):
         p.code = "x"  # type: ignore[misc]
+
+
+def test_care_date_parameters_are_date_parameters_of_compartment_types():
+    from gateway.search.compartment import care_date_params, patient_compartment
+
+    registry = SearchParamRegistry.load()
+    assert care_date_params()
+    for rtype, code in care_date_params().items():
+        assert rtype in patient_compartment(), rtype
+        p = registry.get(rtype, code)
+        assert p is not None and p.type == "date", (rtype, code)
