@@ -80,6 +80,9 @@ async def test_batch_response_entries_carry_location_and_etag(client):
         stored = (await client.get(f"/{rtype}/{rid}")).json()
         assert vid == stored["meta"]["versionId"] == "1"
         assert resp["etag"] == 'W/"1"'
+        assert e["fullUrl"].endswith(f"/{rtype}/{rid}")  # as transaction responses have
+        # lastModified: an instant, at the HTTP header's precision (whole seconds)
+        assert resp["lastModified"][:19] == stored["meta"]["lastUpdated"][:19]
 
 
 async def test_all_entries_failing_is_still_200(client):

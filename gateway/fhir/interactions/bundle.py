@@ -64,5 +64,5 @@ def _independent(it: Item) -> None:
             f"Reference '{exc.ref}' names another entry: batch entries are independent "
             "(use a transaction)",
             path_to(it.resource, exc.node, it.where) + ".reference",
-            "GW-1212",
+            "GW-1213",
         ) from None

@@ -14,6 +14,7 @@ from gateway.fhir.parse import is_resource_type
 from gateway.fhir.request import FhirRequest, FhirResponse
 from gateway.fhir.responses import REASONS
 from gateway.fhir.router import Call, _is_id
+from gateway.store import clock
 from gateway.store.model import Stored
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -120,16 +121,21 @@ def sub_request(call: Call, it: Item, json_body: Any = None) -> FhirRequest:
 
 def response_entry(resp: FhirResponse, include_resource: bool) -> Entry:
     response: dict[str, Any] = {"status": f"{resp.status} {REASONS.get(resp.status, '')}".strip()}
+    fields: dict[str, Any] = {}
     h = resp.headers
     if "Location" in h:
         response["location"] = h["Location"]
+        fields["fullUrl"] = h["Location"].split("/_history/", 1)[0]
     if "ETag" in h:
         response["etag"] = h["ETag"]
+    if "Last-Modified" in h and (us := clock.parse_http_date(h["Last-Modified"])) is not None:
+        response["lastModified"] = clock.to_instant(us)
     body = resp.body
     if resp.status >= 400:
         response["outcome"] = body if isinstance(body, dict) else orjson.loads(body or b"{}")
         return Entry({"response": response})
-    return Entry({"response": response}, body if include_resource else None)
+    fields["response"] = response
+    return Entry(fields, body if include_resource else None)
 
 
 def error_entry(err: OperationOutcomeError) -> Entry:
