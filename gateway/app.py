@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, request_response
+from starlette.types import Receive, Scope, Send
 
 from gateway.events.bus import EventBus, InProcessBus, RedisStreamBus
 from gateway.events.relay import OutboxRelay
@@ -27,9 +29,18 @@ from gateway.settings import Settings
 from gateway.store.engine import create_engine
 from gateway.store.store import Store
 
-# Every method reaches the FHIR router, which answers the ones it does not serve with a 405
-# OperationOutcome (Starlette's own 405 would be plain JSON).
-METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"]
+
+class AnyMethod:
+    """The FHIR endpoint as an ASGI app, so that Starlette routes every method to it (it limits
+    a plain function endpoint to the methods listed). The FHIR router answers the methods it
+    does not serve with a 405 OperationOutcome carrying an accurate Allow header, OPTIONS with
+    Allow, and HEAD wherever it serves GET."""
+
+    def __init__(self) -> None:
+        self.app = request_response(fhir_endpoint)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 def load_registry(settings: Settings) -> SearchParamRegistry:
@@ -84,15 +95,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="FHIR family-doctor gateway", lifespan=lifespan, docs_url=None, redoc_url=None
     )
     base = settings.base_path.rstrip("/")
-    app.add_route(base, fhir_endpoint, methods=METHODS)
-    app.add_route(base + "/{path:path}", fhir_endpoint, methods=METHODS)
+    endpoint = AnyMethod()
+    for path in (base, base + "/{path:path}"):
+        app.router.routes.append(Route(path, endpoint, methods=None, include_in_schema=False))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         """Errors raised before the FHIR endpoint (unknown paths, …): OperationOutcomes too."""
         code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
         err = outcomes.error(exc.status_code, code, "GW-1028", str(exc.detail))
-        return error_response(err)
+        err.headers.update(exc.headers or {})  # Allow on a 405 (RFC 9110 §15.5.6)
+        return error_response(err, head=request.method == "HEAD")
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

@@ -6,11 +6,14 @@ the HTTP edge and bundle processing, which keep per-entry outcomes).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import dataclasses
+import re
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gateway.fhir import outcomes
+from gateway.fhir.outcomes import OperationOutcomeError
 from gateway.fhir.parse import is_resource_type
 from gateway.fhir.request import FhirRequest, FhirResponse
 
@@ -43,12 +46,55 @@ class Route:
     handler: Handler
 
 
+# R4 datatypes.html: id is [A-Za-z0-9\-\.]{1,64} (ASCII only: str.isalnum() would take 张).
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+# The order methods are listed in an Allow header.
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def _is_id(s: str) -> bool:
-    return 0 < len(s) <= 64 and all(c.isalnum() or c in "-." for c in s)
+    return _ID.fullmatch(s) is not None
+
+
+def invalid_id(res_type: str, res_id: str) -> OperationOutcomeError:
+    shown = res_id if len(res_id) <= 80 else res_id[:77] + "..."
+    return outcomes.error(
+        400,
+        "invalid",
+        "GW-1030",
+        f"Invalid id '{shown}' in the URL of {res_type}: an id is 1 to 64 characters "
+        "A-Z, a-z, 0-9, '-' and '.'",
+    )
+
+
+def allow_header(methods: Iterable[str]) -> str:
+    """RFC 9110 Allow: the methods served, HEAD wherever GET is, OPTIONS everywhere."""
+    served = set(methods) | {"OPTIONS"}
+    if "GET" in served:
+        served.add("HEAD")
+    return ", ".join(m for m in _METHOD_ORDER if m in served)
+
+
+def _not_allowed(req: FhirRequest, methods: Iterable[str]) -> OperationOutcomeError:
+    err = outcomes.method_not_allowed(req.method, req.path)
+    err.headers["Allow"] = allow_header(methods)
+    return err
+
+
+def _options(allow: str) -> Handler:
+    async def options(call: Call) -> FhirResponse:
+        return FhirResponse(200, None, {"Allow": allow})
+
+    return options
 
 
 class Router:
-    """Maps a FhirRequest onto one handler; the table is data the CapabilityStatement reads."""
+    """Maps a FhirRequest onto one handler; the table is data the CapabilityStatement reads.
+
+    HEAD is served wherever GET is (the GET handler runs; callers drop the body), OPTIONS
+    everywhere a path exists (200, no body, an Allow header), and a 405 carries Allow too.
+    """
 
     def __init__(self, table: dict[tuple[str, str], Route], operations: dict[str, Any]):
         # table keys: (method, shape) with shape in
@@ -79,25 +125,36 @@ class Router:
                 shape = "T/_search"
             elif rest == ["_history"]:
                 shape = "T/_history"
-            elif _is_id(rest[0]) and len(rest) <= 3:
-                args["res_id"] = rest[0]
+            elif len(rest) == 1 or (rest[1] == "_history" and len(rest) <= 3):
+                args["res_id"] = self._id(req, rtype, rest[0])
                 if len(rest) == 1:
                     shape = "T/id"
-                elif rest[1] == "_history" and len(rest) == 2:
+                elif len(rest) == 2:
                     shape = "T/id/_history"
-                elif rest[1] == "_history":
+                else:
                     args["version"] = rest[2]
                     shape = "T/id/_history/v"
-                else:
-                    raise outcomes.unknown_path(req.path)
             else:
                 raise outcomes.unknown_path(req.path)
-        route = self.table.get((req.method, shape))
-        if route is None:
-            if any(k[1] == shape for k in self.table):
-                raise outcomes.method_not_allowed(req.method, req.path)
+        methods = {m for m, s in self.table if s == shape}
+        if not methods:
             raise outcomes.unknown_path(req.path)
+        if req.method == "OPTIONS":
+            return Route("options", _options(allow_header(methods))), args
+        route = self.table.get(("GET" if req.method == "HEAD" else req.method, shape))
+        if route is None:
+            raise _not_allowed(req, methods)
         return route, args
+
+    @staticmethod
+    def _id(req: FhirRequest, res_type: str, res_id: str) -> str:
+        """The id segment of an instance URL: 400 when it is not an R4 id, 404 when it is a
+        keyword in the wrong place (Patient/_history/x/y is no FHIR path)."""
+        if res_id in ("_history", "_search"):
+            raise outcomes.unknown_path(req.path)
+        if not _is_id(res_id):
+            raise invalid_id(res_type, res_id)
+        return res_id
 
     def _match_operation(
         self, req: FhirRequest, parts: list[str], args: dict[str, str | None]
@@ -111,7 +168,7 @@ class Router:
                 raise outcomes.unknown_type(parts[0])
             args["res_type"] = parts[0]
         if level == "instance":
-            args["res_id"] = parts[1]
+            args["res_id"] = self._id(req, parts[0], parts[1])
         op = self.operations.get(name)
         if op is None or not op.accepts(level, args["res_type"]):
             raise outcomes.error(
@@ -121,13 +178,18 @@ class Router:
                 f"Operation ${name} is not supported at {level} level"
                 + (f" on {args['res_type']}" if args["res_type"] else ""),
             )
-        if req.method not in op.methods:
-            raise outcomes.method_not_allowed(req.method, req.path)
+        if req.method == "OPTIONS":
+            return Route(f"${name}", _options(allow_header(op.methods))), args
+        if ("GET" if req.method == "HEAD" else req.method) not in op.methods:
+            raise _not_allowed(req, op.methods)
         args["operation"] = name
         return Route(f"${name}", op.handler), args
 
     async def dispatch(self, core: FhirCore, req: FhirRequest, repo: Repository) -> FhirResponse:
         route, args = self.match(req)
+        head = req.method == "HEAD"
+        if head:  # the GET handler runs, seeing a GET
+            req = dataclasses.replace(req, method="GET")
         call = Call(
             core,
             req,
@@ -137,4 +199,9 @@ class Router:
             args.get("version"),
             args.get("operation"),
         )
-        return await route.handler(call)
+        resp = await route.handler(call)
+        if head and req.in_bundle:
+            # A HEAD entry answers with status and headers only. (The HTTP edge drops the body
+            # itself, after measuring it for Content-Length.)
+            resp.body = None
+        return resp

@@ -23,18 +23,85 @@ _BODY_TYPES = _JSON_TYPES | {"application/json-patch+json", "application/x-www-f
 _FORMAT_PARAMS = ("_format", "_pretty")
 
 
+# R4 http.html#version-parameter: the fhirVersion values this server serves (R4; 4.0.0 and 4.0.1
+# are its releases, "4.0" the major.minor form the spec uses in media types).
+FHIR_VERSIONS = frozenset({"4.0", "4.0.0", "4.0.1"})
+
+
 def _media_type(value: str | None) -> str:
     return (value or "").split(";")[0].strip().lower()
 
 
+def _media_params(value: str) -> dict[str, str]:
+    """The parameters of one media type / media range: lower-cased names, unquoted values."""
+    params: dict[str, str] = {}
+    for item in value.split(";")[1:]:
+        name, _, val = item.partition("=")
+        params[name.strip().lower()] = val.strip().strip('"')
+    return params
+
+
+def _fhir_version_ok(value: str) -> bool:
+    version = _media_params(value).get("fhirversion")
+    return version is None or version in FHIR_VERSIONS
+
+
+def _format_value(fmt: str) -> str:
+    """_format as the client meant it: an unencoded '+' in a query string decodes to a space,
+    and no media type has a space, so 'application/fhir json' is application/fhir+json."""
+    media, sep, params = fmt.partition(";")
+    return "+".join(media.split()) + sep + params
+
+
+def _accepts_json(media_range: str) -> bool:
+    """One Accept media range admits a JSON response (by type and q; fhirVersion aside)."""
+    if _media_type(media_range) not in _JSON_TYPES | {"*/*", "application/*", ""}:
+        return False
+    try:
+        return float(_media_params(media_range).get("q", "1")) > 0  # q=0: "not acceptable"
+    except ValueError:
+        return True
+
+
 def _check_format(fmt: str | None, accept: str | None) -> None:
-    if fmt is not None and _media_type(fmt) not in _JSON_TYPES:
-        raise outcomes.not_acceptable(fmt)
-    if accept:
-        types = {_media_type(a) for a in accept.split(",")}
-        ok = types & (_JSON_TYPES | {"*/*", "application/*", ""})
-        if not ok:
-            raise outcomes.not_acceptable(accept)
+    """406 unless the response can be FHIR R4 JSON. _format overrides Accept (http.html)."""
+    if fmt is not None:
+        fmt = _format_value(fmt)
+        if _media_type(fmt) not in _JSON_TYPES:
+            raise outcomes.not_acceptable(fmt)
+        if not _fhir_version_ok(fmt):
+            raise _other_fhir_version(406, fmt)
+        return
+    ranges = [a for a in (accept or "").split(",") if a.strip()]
+    if not ranges:
+        return
+    json_ranges = [a for a in ranges if _accepts_json(a)]
+    if not json_ranges:
+        raise outcomes.not_acceptable(accept or "")
+    if not any(_fhir_version_ok(a) for a in json_ranges):
+        raise _other_fhir_version(406, ",".join(json_ranges))
+
+
+def _check_content_type(ctype: str | None, body: bytes) -> None:
+    """415 for a body that is not JSON (or a form or a JSON Patch), or not FHIR R4."""
+    media = _media_type(ctype)
+    if body and media not in _BODY_TYPES:
+        raise outcomes.unsupported_media_type(media)
+    if ctype and not _fhir_version_ok(ctype):
+        raise _other_fhir_version(415, ctype)
+
+
+def _other_fhir_version(status: int, value: str) -> OperationOutcomeError:
+    # value: a media type or a list of media ranges; name the first version asked for.
+    version = next((v for a in value.split(",") if (v := _media_params(a).get("fhirversion"))), "?")
+    what = "respond in" if status == 406 else "read a body in"
+    return outcomes.error(
+        status,
+        "not-supported",
+        "GW-1031" if status == 406 else "GW-1032",
+        f"This server cannot {what} FHIR version {version}: it serves FHIR R4 "
+        "(fhirVersion=4.0, 4.0.1)",
+    )
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -50,7 +117,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _render(resp: FhirResponse, pretty: bool) -> Response:
+def _render(resp: FhirResponse, pretty: bool, head: bool = False) -> Response:
     body: bytes | None
     if resp.body is None:
         body = b""
@@ -62,11 +129,17 @@ def _render(resp: FhirResponse, pretty: bool) -> Response:
         body = orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2)
     headers = dict(resp.headers)
     media = f"{FHIR_JSON}; charset=utf-8" if body else None
+    if head and body:
+        # RFC 9110 §9.3.2: the GET response's header fields, no content.
+        headers["Content-Length"] = str(len(body))
+        body = b""
     return Response(body, status_code=resp.status, headers=headers, media_type=media)
 
 
-def error_response(err: OperationOutcomeError, pretty: bool = False) -> Response:
-    return _render(FhirResponse(err.status, err.outcome(), dict(err.headers)), pretty)
+def error_response(
+    err: OperationOutcomeError, pretty: bool = False, head: bool = False
+) -> Response:
+    return _render(FhirResponse(err.status, err.outcome(), dict(err.headers)), pretty, head)
 
 
 def base_url(request: Request, settings: Any) -> str:
@@ -80,14 +153,13 @@ async def fhir_endpoint(request: Request) -> Response:
     settings = state.settings
     query = list(request.query_params.multi_items())
     pretty = any(k == "_pretty" and v == "true" for k, v in query)
+    head = request.method == "HEAD"
     try:
         _check_format(request.query_params.get("_format"), request.headers.get("accept"))
         body = None
         if request.method in ("POST", "PUT", "PATCH"):
             body = await _read_body(request, settings.max_body_bytes)
-            ctype = _media_type(request.headers.get("content-type"))
-            if body and ctype not in _BODY_TYPES:
-                raise outcomes.unsupported_media_type(ctype)
+            _check_content_type(request.headers.get("content-type"), body)
         path = request.path_params.get("path", "")
         req = FhirRequest(
             method=request.method,
@@ -101,9 +173,9 @@ async def fhir_endpoint(request: Request) -> Response:
             ),
         )
         resp = await state.core.handle(req)
-        return _render(resp, pretty)
+        return _render(resp, pretty, head)
     except OperationOutcomeError as err:
-        return error_response(err, pretty)
+        return error_response(err, pretty, head)
     except Exception:  # the one catch-all: a bug must still answer with an OperationOutcome
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(outcomes.internal_error(), pretty)
+        return error_response(outcomes.internal_error(), pretty, head)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from gateway.store import clock
 
@@ -51,7 +51,7 @@ class Write:
     res_id: str
     resource: dict[str, Any] | None
     method: str  # POST | PUT | PATCH | DELETE
-    expected_version: int | None = None
+    expected_version: int | Literal["*"] | None = None
     create_only: bool = False
 
 

@@ -458,7 +458,12 @@ class Repository:
     def _check_preconditions(w: Write, cur: Stored | None) -> None:
         if w.create_only and cur is not None:
             raise outcomes.version_conflict(f"{w.res_type}/{w.res_id} already exists")
-        if w.expected_version is not None:
+        if w.expected_version == "*":
+            if cur is None or cur.deleted:
+                raise outcomes.precondition_failed(
+                    f"If-Match: * but {w.res_type}/{w.res_id} has no current version"
+                )
+        elif w.expected_version is not None:
             actual = cur.version if cur is not None else None
             if actual != w.expected_version:
                 raise outcomes.precondition_failed(

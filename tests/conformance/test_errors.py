@@ -236,7 +236,6 @@ async def test_unknown_resource_type_is_404(client, method, url):
         ("DELETE", "/Patient/abc/_history/1"),
         ("PUT", "/Patient/abc/_history/1"),
         ("TRACE", "/Patient"),
-        ("OPTIONS", "/Patient/abc"),
     ],
 )
 async def test_wrong_method_is_405(client, method, url):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gateway.fhir.interactions._conditional import condition, single_match
 from gateway.fhir.request import FhirRequest, FhirResponse
-from gateway.fhir.responses import info_outcome, parse_etag, prefer_return
+from gateway.fhir.responses import info_outcome, parse_if_match, prefer_return
 from gateway.fhir.router import Call
 from gateway.store.model import Stored, Write
 
@@ -20,7 +20,7 @@ def _deleted_response(req: FhirRequest, stored: Stored | None, what: str) -> Fhi
 
 async def delete(call: Call) -> FhirResponse:
     assert call.res_type and call.res_id
-    expected = parse_etag(call.req.header("if-match"))
+    expected = parse_if_match(call.req.header("if-match"))
     [stored] = await call.repo.apply(
         [Write(call.res_type, call.res_id, None, "DELETE", expected_version=expected)]
     )

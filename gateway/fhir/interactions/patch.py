@@ -12,7 +12,7 @@ from gateway.fhir import outcomes
 from gateway.fhir.interactions._conditional import condition, single_match
 from gateway.fhir.parse import parse_json
 from gateway.fhir.request import FhirResponse
-from gateway.fhir.responses import parse_etag, write_response
+from gateway.fhir.responses import parse_if_match, write_response
 from gateway.fhir.router import Call
 from gateway.store.model import Stored, Write
 
@@ -67,8 +67,8 @@ async def _patch(call: Call, tx, stored: Stored | None, what: str) -> FhirRespon
         raise outcomes.error(404, "not-found", "GW-1003", f"Resource {what} is not known")
     if stored.deleted:
         raise outcomes.gone(stored.res_type, stored.res_id, stored.version)
-    expected = parse_etag(call.req.header("if-match"))
-    if expected is not None and expected != stored.version:
+    expected = parse_if_match(call.req.header("if-match"))
+    if expected not in (None, "*") and expected != stored.version:
         raise outcomes.precondition_failed(
             f"If-Match version {expected} does not match the current version {stored.version}"
         )

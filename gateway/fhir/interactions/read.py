@@ -5,7 +5,7 @@ from __future__ import annotations
 from gateway.fhir import outcomes
 from gateway.fhir.params import MAX_BIGINT
 from gateway.fhir.request import FhirRequest, FhirResponse
-from gateway.fhir.responses import parse_etag, read_response
+from gateway.fhir.responses import read_response, tags_match
 from gateway.fhir.router import Call
 from gateway.search.subset import subset
 from gateway.store import clock
@@ -15,7 +15,7 @@ from gateway.store.model import Stored
 def _not_modified(req: FhirRequest, stored: Stored) -> bool:
     inm = req.header("if-none-match")
     if inm is not None:
-        return inm.strip() == "*" or parse_etag(inm) == stored.version
+        return tags_match(inm, stored.version)
     ims = req.header("if-modified-since")
     if ims is not None:
         since = clock.parse_http_date(ims)

@@ -22,11 +22,27 @@ def _lenient(req: FhirRequest) -> bool:
     return "handling=lenient" in (req.header("prefer") or "").replace(" ", "")
 
 
+FORM = "application/x-www-form-urlencoded"
+
+
 def _form_query(req: FhirRequest) -> list[tuple[str, str]]:
-    ctype = (req.header("content-type") or "").split(";")[0].strip()
-    if req.body and ctype != "application/x-www-form-urlencoded":
-        raise outcomes.unsupported_media_type(ctype)
-    body = (req.body or b"").decode("utf-8")
+    """POST _search: the URL's parameters and the form body's (R4 search.html "Search via POST").
+    A form is the only body there is: any other content type is a 415, even without content
+    (answering as if no parameter had been sent would return every resource). No body and no
+    content type is an empty form."""
+    ctype = (req.header("content-type") or "").split(";")[0].strip().lower()
+    if ctype != FORM and (req.body or ctype):
+        raise outcomes.error(
+            415,
+            "not-supported",
+            "GW-1006",
+            f"Unsupported content type '{ctype}' for a search: POST _search takes its "
+            f"parameters as {FORM}",
+        )
+    try:
+        body = (req.body or b"").decode("utf-8")
+    except UnicodeDecodeError:
+        raise outcomes.bad_request("The search form body is not UTF-8", gw="GW-1033") from None
     return req.query + parse_qsl(body, keep_blank_values=True)
 
 

@@ -32,7 +32,7 @@ from gateway.fhir.interactions.bundle_items import (
 from gateway.fhir.outcomes import OperationOutcomeError
 from gateway.fhir.parse import is_resource_type
 from gateway.fhir.request import FhirResponse
-from gateway.fhir.responses import new_id, parse_etag, prefer_return
+from gateway.fhir.responses import new_id, parse_if_match, prefer_return
 from gateway.fhir.router import Call
 from gateway.store.model import Write
 from gateway.store.repository import Repository
@@ -116,7 +116,7 @@ async def _deletes(call: Call, tx: Repository, items: list[Item]) -> None:
         if it.res_id is None:
             it.skip_write = True  # a conditional delete that matched nothing
             continue
-        expected = parse_etag(it.headers.get("if-match"))
+        expected = parse_if_match(it.headers.get("if-match"))
         writes.append(Write(it.res_type, it.res_id, None, "DELETE", expected_version=expected))
     if writes:
         await tx.apply(writes)
@@ -192,7 +192,7 @@ async def _writes(call: Call, tx: Repository, items: list[Item], include: bool) 
                 f"Resource id '{it.resource.get('id')}' does not match request.url '{it.url}'",
                 f"{it.where}.id",
             )
-        expected = parse_etag(it.headers.get("if-match"))
+        expected = parse_if_match(it.headers.get("if-match"))
         writes.append(
             Write(
                 it.res_type,

@@ -7,7 +7,7 @@ from typing import Any
 from gateway.fhir import outcomes
 from gateway.fhir.interactions._conditional import condition, single_match
 from gateway.fhir.request import FhirResponse
-from gateway.fhir.responses import new_id, parse_etag, resource_body, write_response
+from gateway.fhir.responses import new_id, parse_if_match, resource_body, write_response
 from gateway.fhir.router import Call
 from gateway.store.model import Write
 
@@ -27,7 +27,7 @@ async def update(call: Call) -> FhirResponse:
     assert call.res_type and call.res_id
     resource = resource_body(call.req, call.res_type, call.core.write_check)
     _check_body_id(resource, call.res_id, call.req.where)
-    expected = parse_etag(call.req.header("if-match"))
+    expected = parse_if_match(call.req.header("if-match"))
     [stored] = await call.repo.apply(
         [Write(call.res_type, call.res_id, resource, "PUT", expected_version=expected)]
     )
@@ -51,7 +51,7 @@ async def conditional_update(call: Call) -> FhirResponse:
                 )
         else:
             res_id = resource.get("id") or new_id()
-        expected = parse_etag(call.req.header("if-match"))
+        expected = parse_if_match(call.req.header("if-match"))
         [stored] = await tx.apply(
             [Write(call.res_type, res_id, resource, "PUT", expected_version=expected)]
         )

@@ -42,8 +42,8 @@ def test_routes(method, url, interaction, args):
         ("GET", "Pateint/1", 404),  # unknown type
         ("GET", "MedicinalProduct/1", 404),  # R4 type without an R4B model: not served
         ("GET", "Patient/1/2", 404),  # not a FHIR path
-        ("GET", "Patient/" + "x" * 65, 404),  # ids are at most 64 characters
-        ("GET", "Patient/a_b", 404),  # '_' is not an id character
+        ("GET", "Patient/" + "x" * 65, 400),  # ids are at most 64 characters
+        ("GET", "Patient/a_b", 400),  # '_' is not an id character
         ("DELETE", "metadata", 405),
         ("PUT", "Patient/1/_history", 405),
         ("GET", "$nope", 404),
