@@ -57,8 +57,10 @@ class Clause:
     chain: dict[str, Clause] | None = None
     # Reverse chain: (source type, reference parameter, clause on the source type).
     has: tuple[str, str, Clause] | None = None
-    # The query parameter as the client wrote it (top-level clauses): where errors point.
+    # The query parameter as the client wrote it (top-level clauses): where errors point;
+    # and its position in the query (dropped with lenient handling: left out of the links).
     raw: str | None = None
+    pos: int | None = None
     # Composite: the component parameters' types, and each OR value split into components.
     components: tuple[str, ...] = ()
     parts: list[list[str]] | None = None
@@ -96,6 +98,9 @@ class SearchRequest:
     # System search over several types: type → its clauses (clauses then stays empty).
     type_clauses: dict[str, list[Clause]] = field(default_factory=dict)
     warnings: list[Issue] = field(default_factory=list)
+    # Positions of query parameters ignored under lenient handling: the self link leaves them
+    # out (R4 search.html: it shows the parameters actually used).
+    ignored: set[int] = field(default_factory=set)
 
 
 # An escaped `\|` is kept apart from the separating `|` until a value is split into its
@@ -146,6 +151,7 @@ class SearchParser:
         self.res_type = res_type
         self.types = types
         self.lenient = lenient
+        self.pos: int | None = None  # the query parameter being parsed
 
     def fail(self, sr: SearchRequest, raw: str, text: str, gw: str = "GW-1300") -> None:
         issue = Issue(
@@ -158,6 +164,8 @@ class SearchParser:
         if not self.lenient:
             raise outcomes.OperationOutcomeError([issue], 400)
         sr.warnings.append(issue)
+        if self.pos is not None:
+            sr.ignored.add(self.pos)
 
     # --- filters ---------------------------------------------------------------------------
     def clause(self, res_type: str, raw: str, value: str, depth: int = 0) -> Clause:
@@ -226,14 +234,17 @@ class SearchParser:
 
     def add_filter(self, sr: SearchRequest, raw: str, value: str) -> None:
         try:
+            pos = self.pos
             if self.res_type:
-                sr.clauses.append(replace(self.clause(self.res_type, raw, value), raw=raw))
+                clause = self.clause(self.res_type, raw, value)
+                sr.clauses.append(replace(clause, raw=raw, pos=pos))
             elif self.types:  # system search over several types: the parameter on each
                 for t in self.types:
-                    clause = replace(self.clause(t, raw, value), raw=raw)
+                    clause = replace(self.clause(t, raw, value), raw=raw, pos=pos)
                     sr.type_clauses.setdefault(t, []).append(clause)
             else:  # system search without _type: only Resource parameters
-                sr.clauses.append(replace(self._system_clause(raw, split_or(value)), raw=raw))
+                clause = self._system_clause(raw, split_or(value))
+                sr.clauses.append(replace(clause, raw=raw, pos=pos))
         except _Unknown as exc:
             self.fail(sr, raw, exc.text)
 
@@ -302,7 +313,8 @@ def parse_search(
     sr = SearchRequest(res_type, count=default_count, types=list(types or []))
     parser = SearchParser(registry, res_type, sr.types, lenient)
     n_values = 0
-    for raw_name, value in query:
+    for pos, (raw_name, value) in enumerate(query):
+        parser.pos = pos
         name = raw_name.partition(":")[0]
         if name not in RESULT_PARAMS:
             n_values += (value.count(",") + 1) * max(1, len(sr.types))

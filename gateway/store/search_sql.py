@@ -115,10 +115,16 @@ class SearchSql:
             return True
 
         if sr.types and not sr.res_type:
+            before = {c.pos for cs in sr.type_clauses.values() for c in cs}
             for t, clauses in sr.type_clauses.items():
                 sr.type_clauses[t] = [c for c in clauses if usable(t, c)]
+            after = {c.pos for cs in sr.type_clauses.values() for c in cs}
         else:
+            before = {c.pos for c in sr.clauses}
             sr.clauses = [c for c in sr.clauses if usable(sr.res_type, c)]
+            after = {c.pos for c in sr.clauses}
+        # Dropped for every type: left out of the links.
+        sr.ignored.update(p for p in before - after if p is not None)
 
     # --- the id-driven page: one clause's index rows, in id order --------------------------
     def page_ids(self, sr: SearchRequest) -> tuple[ColumnElement[Any], list[Any]] | None:

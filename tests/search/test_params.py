@@ -324,3 +324,20 @@ async def test_has_never_matches_a_deleted_or_unstored_target(app, reader):
     finally:
         for oid in ("has-o1", "has-o2"):
             await reader.delete(f"Observation/{oid}")
+
+
+@pytest.mark.parametrize(
+    ("query", "used"),
+    [
+        ("nonsense=1&gender=female", "gender=female"),
+        ("gender=female&birthdate=tomorrow", "gender=female"),
+        ("birthdate=ge1960&birthdate=1960-13&gender=female", "birthdate=ge1960&gender=female"),
+        ("gender=female&_contained=true", "gender=female"),
+    ],
+)
+async def test_lenient_self_link_shows_only_the_parameters_used(reader, query, used):
+    # R4 search.html: the self link holds the parameters the server actually used.
+    r = await reader.get(f"Patient?{query}", headers={"Prefer": "handling=lenient"})
+    assert r.status_code == 200, r.text
+    self_link = next(lk["url"] for lk in r.json()["link"] if lk["relation"] == "self")
+    assert self_link.split("?", 1)[1] == used

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from urllib.parse import parse_qsl, urlencode
 
 from gateway.fhir import outcomes
@@ -46,7 +47,14 @@ def _form_query(req: FhirRequest) -> list[tuple[str, str]]:
     return req.query + parse_qsl(body, keep_blank_values=True)
 
 
-def links(base: str, query: list[tuple[str, str]], page: SearchPage) -> list[tuple[str, str]]:
+def links(
+    base: str,
+    query: list[tuple[str, str]],
+    page: SearchPage,
+    ignored: Collection[int] = (),
+) -> list[tuple[str, str]]:
+    """self (the parameters used: lenient handling's ignored ones left out), next, previous."""
+    query = [kv for i, kv in enumerate(query) if i not in ignored]
     keep = [(k, v) for k, v in query if k not in PAGING]
     out = [("self", f"{base}?{urlencode(query)}" if query else base)]
     if page.next_cursor:
@@ -83,7 +91,7 @@ async def _search(
         "searchset",
         [] if sr.summary == "count" else entries(req, sr, page),
         total=page.total,
-        links=links(base, query, page),
+        links=links(base, query, page, sr.ignored),
     )
     return FhirResponse(200, body)
 
