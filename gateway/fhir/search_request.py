@@ -202,7 +202,14 @@ class SearchParser:
             except _Unknown as exc:
                 errors.append(exc.text)
         if not chain:
-            raise _Unknown(errors[0] if errors else f"'{name}' has no target types to chain to")
+            if len(errors) == 1:
+                raise _Unknown(errors[0])
+            if not errors:
+                raise _Unknown(f"'{name}' has no target types to chain to")
+            raise _Unknown(
+                f"'{tail}' cannot be searched on any target type of '{name}' "
+                f"({', '.join(sorted(targets))})"
+            )
         return Clause(name, "reference", None, values, sp, chain=chain)
 
     def _composite(self, res_type: str, sp: Any, modifier: str, value: str) -> Clause:

@@ -190,3 +190,13 @@ def test_care_date_parameters_are_date_parameters_of_compartment_types():
         assert rtype in patient_compartment(), rtype
         p = registry.get(rtype, code)
         assert p is not None and p.type == "date", (rtype, code)
+
+
+def test_a_chain_no_target_accepts_names_every_target():
+    from gateway.fhir.outcomes import OperationOutcomeError
+    from gateway.fhir.search_request import parse_search
+
+    with pytest.raises(OperationOutcomeError) as err:
+        parse_search(SearchParamRegistry.load(), "Observation", [("subject.bogus", "1")])
+    text = err.value.issues[0].diagnostics
+    assert "'bogus'" in text and all(t in text for t in ("Patient", "Group", "Device", "Location"))
