@@ -258,6 +258,30 @@ def name_consistent(name: Any) -> bool:
     return all(part.lower() in lowered for part in [family, *given] if part)
 
 
+def obs_6(value: Any, env: dict[str, Any]) -> bool:
+    return not (
+        isinstance(value, dict)
+        and value.get("dataAbsentReason") is not None
+        and _has_choice(value, "value")
+    )
+
+
+def obs_7(value: Any, env: dict[str, Any]) -> bool:
+    """A component repeats none of the Observation's own codings when it has a value."""
+    if not isinstance(value, dict) or not _has_choice(value, "value"):
+        return True
+    code = env["resource"].get("code") if isinstance(env["resource"], dict) else None
+    own = _values(code.get("coding")) if isinstance(code, dict) else []
+    if not own:
+        return True
+    for comp in _values(value.get("component")):
+        ccode = comp.get("code") if isinstance(comp, dict) else None
+        codings = _values(ccode.get("coding")) if isinstance(ccode, dict) else []
+        if any(c in own for c in codings):
+            return False
+    return True
+
+
 _DOM3 = (
     "contained.where((('#'+id in (%resource.descendants().reference | "
     "%resource.descendants().as(canonical) | %resource.descendants().as(uri) | "
@@ -282,6 +306,12 @@ NATIVE: dict[tuple[str, str], Native] = {
         "%rootResource.contained.id.trace('ids'))",
     ): ref_1,
     ("per-1", "start.hasValue().not() or end.hasValue().not() or (start <= end)"): per_1,
+    ("obs-6", "dataAbsentReason.empty() or value.empty()"): obs_6,
+    (
+        "obs-7",
+        "value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists())"
+        ".empty()",
+    ): obs_7,
     ("cpt-2", "value.empty() or system.exists()"): cpt_2,
     ("qty-3", "code.empty() or system.exists()"): qty_3,
     ("att-1", "data.empty() or contentType.exists()"): att_1,

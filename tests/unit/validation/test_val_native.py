@@ -79,3 +79,38 @@ def test_every_local_invariant_has_a_native_path(registry):
                 if (c["key"], c["expression"]) not in NATIVE_CN:
                     missing.append(c["key"])
     assert not missing, f"add a native fast path in native_cn.py for {missing}"
+
+
+LOINC_BP = {"system": "http://loinc.org", "code": "85354-9"}
+LOINC_SYS = {"system": "http://loinc.org", "code": "8480-6"}
+
+
+@pytest.mark.parametrize(
+    "obs",
+    [
+        {"valueQuantity": {"value": 1}, "dataAbsentReason": {"text": "x"}},  # obs-6 broken
+        {"_valueString": {"extension": []}, "dataAbsentReason": {"text": "x"}},
+        {"dataAbsentReason": {"text": "x"}},
+        {"valueQuantity": {"value": 1}, "component": [{"code": {"coding": [LOINC_BP]}}]},  # obs-7
+        {"valueQuantity": {"value": 1}, "component": [{"code": {"coding": [LOINC_SYS]}}]},
+        {"component": [{"code": {"coding": [LOINC_BP]}}]},
+        {"valueString": "a", "component": [{"code": {"text": "no coding"}}]},
+        {"valueString": "a", "component": [{"code": {"coding": [{**LOINC_BP, "display": "BP"}]}}]},
+    ],
+)
+def test_observation_natives_agree_with_fhirpathpy(registry, obs):
+    from gateway.validation.validator import Validator
+
+    resource = {"resourceType": "Observation", "status": "final", "code": {"coding": [LOINC_BP]}}
+    resource.update(obs)
+    tree = Validator(registry).trees.type_root("Observation")
+    env = {"resource": resource, "rootResource": resource}
+    checked = 0
+    for inv in tree.invariants:
+        if inv.key in ("obs-6", "obs-7"):
+            assert inv.native is not None
+            assert inv.check(resource, "Observation", env) == inv.check_fhirpath(
+                resource, "Observation", env
+            ), inv.key
+            checked += 1
+    assert checked == 2
