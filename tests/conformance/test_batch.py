@@ -141,3 +141,16 @@ async def test_duplicate_full_urls_are_rejected(client):
         assert r.json()["issue"][0]["expression"] == ["Bundle.entry[1].fullUrl"]
     found = (await client.get("/Patient", params={"identifier": f"{SYS}|dup-1"})).json()
     assert found.get("total", 0) == 0
+
+
+async def test_prefer_operation_outcome_gives_each_entry_an_outcome(client):
+    # R4 http.html: Prefer: return=OperationOutcome asks for an outcome instead of resources;
+    # in a Bundle response it goes in entry.response.outcome.
+    for kind in ("batch", "transaction"):
+        bundle = tx(entry("POST", "Patient", patient(f"oo-{kind}")), kind=kind)
+        r = await client.post("", json=bundle, headers={"Prefer": "return=OperationOutcome"})
+        assert r.status_code == 200, r.text
+        [e] = r.json()["entry"]
+        assert "resource" not in e
+        assert e["response"]["outcome"]["resourceType"] == "OperationOutcome"
+        assert e["response"]["outcome"]["issue"][0]["severity"] == "information"

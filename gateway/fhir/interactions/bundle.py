@@ -19,6 +19,7 @@ from gateway.fhir.interactions.bundle_items import (
     parse_item,
     response_entry,
     sub_request,
+    with_outcomes,
 )
 from gateway.fhir.interactions.transaction import transaction
 from gateway.fhir.outcomes import OperationOutcomeError
@@ -48,7 +49,9 @@ async def _batch(call: Call, entries: list[Any]) -> FhirResponse:
             out.append(response_entry(resp, include or it.method == "GET"))
         except OperationOutcomeError as err:
             out.append(error_entry(err))
-    return FhirResponse(200, assemble("batch-response", out))
+    return FhirResponse(
+        200, assemble("batch-response", with_outcomes(out, prefer_return(call.req)))
+    )
 
 
 def _independent(it: Item) -> None:

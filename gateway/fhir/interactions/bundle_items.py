@@ -138,6 +138,21 @@ def response_entry(resp: FhirResponse, include_resource: bool) -> Entry:
     return Entry(fields, body if include_resource else None)
 
 
+def with_outcomes(entries: list[Entry], prefer: str) -> list[Entry]:
+    """`Prefer: return=OperationOutcome`: each successful entry's response carries an
+    OperationOutcome saying what was done, in place of the resource (R4 http.html#ops)."""
+    if prefer != "OperationOutcome":
+        return entries
+    for e in entries:
+        response = e.fields.get("response")
+        if isinstance(response, dict) and "outcome" not in response:
+            text = f"{response.get('status', '')} {response.get('location', '')}".strip()
+            issue = Issue("informational", text, "GW-0003", severity="information")
+            response["outcome"] = {"resourceType": "OperationOutcome", "issue": [issue.to_json()]}
+            e.resource = None
+    return entries
+
+
 def error_entry(err: OperationOutcomeError) -> Entry:
     status = f"{err.status} {REASONS.get(err.status, '')}".strip()
     return Entry({"response": {"status": status, "outcome": err.outcome()}})

@@ -28,6 +28,7 @@ from gateway.fhir.interactions.bundle_items import (
     response_entry,
     stored_entry,
     sub_request,
+    with_outcomes,
 )
 from gateway.fhir.outcomes import OperationOutcomeError
 from gateway.fhir.parse import is_resource_type
@@ -83,6 +84,7 @@ async def transaction(call: Call, items: list[Item]) -> FhirResponse:
             if it.method in ("GET", "HEAD"):
                 await _dispatch(call, tx, it, True)
     entries = [it.response or Entry({"response": {"status": "200 OK"}}) for it in items]
+    entries = with_outcomes(entries, prefer_return(call.req))
     return FhirResponse(200, assemble("transaction-response", entries))
 
 
