@@ -88,9 +88,10 @@ _KIND_WANT = {
 
 
 def check_json_types(resource: dict[str, Any], model: Any, root: str) -> list[Issue]:
-    """Issues for every primitive without its JSON type, every string with control characters
-    and every nested resource without a known resourceType. One iterative walk; a value's
-    FHIRPath is spelled out only when it has an issue (paths are (parent, step) chains)."""
+    """Issues for every primitive without its JSON type, every string with control characters,
+    every null outside an array and every nested resource without a known resourceType. One
+    iterative walk; a value's FHIRPath is spelled out only when it has an issue (paths are
+    (parent, step) chains)."""
     issues: list[Issue] = []
     stack: list[tuple[dict[str, Any], Any, Any]] = [(resource, model, root)]
     while stack:
@@ -105,8 +106,18 @@ def check_json_types(resource: dict[str, Any], model: Any, root: str) -> list[Is
                 for i, item in enumerate(value):
                     if item is not None:
                         _check(item, kind, child, (where, key, i), issues, stack)
-            elif value is not None:  # null stands beside its _element (json.html)
+            elif value is not None:
                 _check(value, kind, child, (where, key, None), issues, stack)
+            else:  # json.html: null only pads arrays to align them with their _element
+                path = _path((where, key, None))
+                issues.append(
+                    Issue(
+                        "structure",
+                        f"{path}: null is not a value (leave the property out)",
+                        "GW-1106",
+                        expression=(path,),
+                    )
+                )
     return issues
 
 
@@ -114,6 +125,7 @@ def _path(where: Any) -> str:
     parts: list[str] = []
     while type(where) is tuple:
         where, key, index = where
+        key = key[1:] if key[:1] == "_" else key  # `_given` holds the element given's parts
         parts.append(f".{key}" if index is None else f".{key}[{index}]")
     return where + "".join(reversed(parts))
 

@@ -152,7 +152,13 @@ def _choice_element(msg: str) -> str | None:
 def issues_from_validation_error(root: str, exc: ValidationError) -> list[Issue]:
     issues = []
     for err in exc.errors(include_url=False):
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        # Drop pydantic's own steps (validator functions, RootModel `root`: no R4 element has
+        # that name) so the location is the element's FHIRPath.
+        loc = tuple(
+            p
+            for p in err["loc"]
+            if not (isinstance(p, str) and (p.startswith("function-") or p == "root"))
+        )
         msg = err["msg"]
         unknown = err["type"] == "extra_forbidden"
         if unknown:

@@ -44,6 +44,10 @@ MAX_CHAIN = 4
 # OR-ed values a search may hold in all (each is a bound parameter or a few; the databases
 # cap a statement's parameters near 32k).
 MAX_VALUES = 5000
+# Filter parameters (AND-ed) in one search, and OR-ed values of one composite parameter (each
+# a compound SELECT; SQLite allows 500 in one statement): real searches use a handful.
+MAX_FILTERS = 100
+MAX_COMPOSITE_VALUES = 200
 
 
 @dataclass(slots=True)
@@ -219,6 +223,12 @@ class SearchParser:
         if modifier == "missing":  # true/false, not components
             return Clause(sp.code, "composite", modifier, split_or(value), sp, components=types)
         parts = split_composite(value)  # the component count is checked with the values
+        if len(parts) > MAX_COMPOSITE_VALUES:
+            raise outcomes.bad_request(
+                f"Too many values for composite '{sp.code}': at most {MAX_COMPOSITE_VALUES}",
+                sp.code,
+                "GW-1308",
+            )
         values = ["$".join(p) for p in parts]
         return Clause(
             sp.code, "composite", modifier or None, values, sp, components=types, parts=parts
@@ -319,15 +329,17 @@ def parse_search(
 ) -> SearchRequest:
     sr = SearchRequest(res_type, count=default_count, types=list(types or []))
     parser = SearchParser(registry, res_type, sr.types, lenient)
-    n_values = 0
+    n_values = n_filters = 0
     for pos, (raw_name, value) in enumerate(query):
         parser.pos = pos
         name = raw_name.partition(":")[0]
         if name not in RESULT_PARAMS:
+            n_filters += 1
             n_values += (value.count(",") + 1) * max(1, len(sr.types))
-            if n_values > MAX_VALUES:
+            if n_values > MAX_VALUES or n_filters > MAX_FILTERS:
                 raise outcomes.bad_request(
-                    f"Too many search values: at most {MAX_VALUES} in one search",
+                    f"Too many search values: at most {MAX_VALUES} values and {MAX_FILTERS} "
+                    "parameters in one search",
                     raw_name,
                     "GW-1308",
                 )
@@ -335,6 +347,9 @@ def parse_search(
             parser.include(sr, raw_name, value)
         elif name == "_sort":
             parser.sort(sr, value)
+        elif name == "_type" and res_type and {t.strip() for t in value.split(",")} != {res_type}:
+            # `_type` names the types of a system search; on /Type it can only repeat it.
+            parser.fail(sr, raw_name, f"_type={value} on a {res_type} search", "GW-1304")
         elif name in UNSERVED_DEFAULTS and value != UNSERVED_DEFAULTS[name]:
             parser.fail(sr, raw_name, f"{name}={value} is not supported", "GW-1309")
         elif name in RESULT_PARAMS:

@@ -112,8 +112,8 @@ def decode_cursor(token: str, keys: list[Key]) -> tuple[str, list[Any]]:
 
 
 def _fits(expr: Any, value: Any) -> bool:
-    if value is None:
-        return True
+    if value is None:  # no key value is ever NULL (missing values sort by a flag)
+        return False
     try:
         expected = expr.type.python_type
     except NotImplementedError:  # untyped expression: any JSON scalar

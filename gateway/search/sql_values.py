@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, true
+from sqlalchemy import ColumnElement, and_, func, or_, true
 
 from gateway.fhir import outcomes
 from gateway.fhir.search_request import ESCAPED_PIPE, Clause
@@ -99,7 +99,8 @@ class ValueConditions:
         if c.modifier in ("below", "above"):
             # R4 search.html (uri): ":above and :below modifiers only apply to URLs, and not
             # URNs such as OIDs"; they compare whole path segments.
-            if "://" not in v:
+            scheme, sep, rest = v.partition("://")
+            if not sep or not scheme or not rest.strip("/"):
                 raise outcomes.bad_request(
                     f"':{c.modifier}' applies to URLs, not '{v}'",
                     f"{c.name}:{c.modifier}",
@@ -108,9 +109,14 @@ class ValueConditions:
             if c.modifier == "above":
                 return t.c.uri.in_(url_ancestors(v))  # type: ignore[no-any-return]
             base = v.rstrip("/")
+            # SQLite's LIKE ignores ASCII case; URIs compare case-sensitively (as on PostgreSQL).
+            below = base + "/"
             return or_(
-                t.c.uri.in_((base, base + "/")),
-                t.c.uri.like(like_escape(base) + "/%", escape="\\"),
+                t.c.uri.in_((base, below)),
+                and_(
+                    t.c.uri.like(like_escape(base) + "/%", escape="\\"),
+                    func.substr(t.c.uri, 1, len(below)) == below,
+                ),
             )
         if c.modifier is not None:
             raise self.bad_modifier(c)

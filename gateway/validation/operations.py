@@ -68,9 +68,14 @@ def parse_validate_body(
             if name == "resource":
                 resource = p.get("resource")
             elif name == "mode":
-                mode = p.get("valueCode") or p.get("valueString") or mode
+                value = p.get("valueCode") or p.get("valueString")
+                if value is not None and not isinstance(value, str):
+                    return Issue.make("VAL-1083", "Parameters.parameter", detail="mode is a code")
+                mode = value or mode
             elif name == "profile":
                 value = p.get("valueUri") or p.get("valueCanonical") or p.get("valueString")
+                if value is not None and not isinstance(value, str):
+                    return Issue.make("VAL-1083", "Parameters.parameter", detail="profile is a uri")
                 if value:
                     profiles.append(value)
         if resource is None and mode != "delete":

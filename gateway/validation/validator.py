@@ -211,11 +211,10 @@ class Validator:
         defaults: bool,
     ) -> list:
         rtype = resource["resourceType"]
-        claimed = (
-            resource.get("meta", {}).get("profile", [])
-            if isinstance(resource.get("meta"), dict)
-            else []
-        )
+        meta = resource.get("meta")
+        claimed = meta.get("profile") if isinstance(meta, dict) else None
+        if not isinstance(claimed, list):  # a wrong JSON shape is the walk's to report
+            claimed = []
         wanted: list[tuple[str, str]] = [(u, path) for u in explicit]
         wanted += [
             (u, f"{path}.meta.profile[{i}]") for i, u in enumerate(claimed) if isinstance(u, str)

@@ -197,3 +197,31 @@ async def test_core_validation_can_be_turned_off(database_url):
     async with running_app(database_url, core_validation=False) as app, client_for(app) as c:
         r = await c.post("/Observation", json=BOGUS_WRITES[0][0])
         assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [
+        ("/Patient/$validate", {"resourceType": "Patient", "meta": {"profile": 5}}),
+        ("/Patient/$validate", {"resourceType": "Patient", "meta": {"profile": "ab"}}),
+        (
+            "/Patient/$validate",
+            {
+                "resourceType": "Parameters",
+                "parameter": [
+                    {"name": "resource", "resource": {"resourceType": "Patient"}},
+                    {"name": "profile", "valueUri": 5},
+                ],
+            },
+        ),
+        ("/Patient/v1/$validate", {"resourceType": "Parameters", "parameter": 5}),
+    ],
+)
+async def test_validate_with_odd_parameters_answers_an_outcome(client, url, body):
+    await client.put("/Patient/v1", json={**example("Patient-cn-wang-xiuying.json"), "id": "v1"})
+    r = await client.post(url, json=body)
+    assert r.status_code in (200, 400), r.text
+    outcome = r.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    if body.get("meta", {}).get("profile") == "ab":  # a string, not a list of characters
+        assert not any("'a'" in (i.get("diagnostics") or "") for i in outcome["issue"])

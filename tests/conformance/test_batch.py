@@ -154,3 +154,24 @@ async def test_prefer_operation_outcome_gives_each_entry_an_outcome(client):
         assert "resource" not in e
         assert e["response"]["outcome"]["resourceType"] == "OperationOutcome"
         assert e["response"]["outcome"]["issue"][0]["severity"] == "information"
+
+
+async def test_prefer_operation_outcome_leaves_read_entries_alone(client):
+    p = await create(client, patient("oo-read"))
+    bundle = tx(entry("GET", f"Patient/{p['id']}"), kind="batch")
+    r = await client.post("", json=bundle, headers={"Prefer": "return=OperationOutcome"})
+    [e] = r.json()["entry"]
+    assert e["resource"]["id"] == p["id"]
+
+
+async def test_a_full_url_that_is_not_a_string_is_400(client):
+    for kind in ("batch", "transaction"):
+        bundle = tx(entry("POST", "Patient", patient(f"fu-{kind}"), full_url=5), kind=kind)
+        r = await client.post("", json=bundle)
+        if kind == "transaction":
+            assert r.json()["issue"][0]["expression"] == ["Bundle.entry[0].fullUrl"]
+            assert r.status_code == 400
+        else:
+            [e] = r.json()["entry"]
+            assert status_code(e["response"]) == 400
+    assert (await client.get("/Patient")).json()["total"] == 0

@@ -45,6 +45,15 @@ async def test_malformed_json_is_400(client, method, url, body):
     assert await all_versions(client) == []
 
 
+@pytest.mark.parametrize("key", ["gender", "id", "birthDate", "_gender"])
+async def test_null_properties_are_400(client, key):
+    # json.html: null only pads arrays to align them with their _element arrays.
+    body = {**patient("nul"), key: None}
+    r = await client.post("/Patient", json=body)
+    assert assert_outcome(r, 400)["issue"][0]["expression"] == [f"Patient.{key.lstrip('_')}"]
+    assert await all_versions(client) == []
+
+
 @pytest.mark.parametrize(
     "method, url, body, where",
     [

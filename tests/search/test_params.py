@@ -105,6 +105,8 @@ CASES = [
     ("ValueSet?url:below=http://example.org/fhir/ValueSet/cn", set()),
     ("ValueSet?url:above=http://example.org/fhirx/ValueSet/c/extra", {"vs2"}),
     ("ValueSet?url:above=http://example.org/fhir/ValueSet/cn-gender-x", set()),
+    ("ValueSet?url:below=HTTP://EXAMPLE.org/fhir", set()),  # URIs compare case-sensitively
+    ("Patient?_type=Patient&gender=female", {"p3"}),
     # :missing
     ("Patient?birthdate:missing=true", {"p4"}),
     ("Patient?birthdate:missing=false", {"p1", "p2", "p3"}),
@@ -174,6 +176,10 @@ async def test_system_search_several_types(reader):
         ("Patient?name:=张", "GW-1300"),  # empty modifier
         ("Patient?_contained=true", "GW-1309"),
         ("ValueSet?url:below=urn:oid:1.2", "GW-1321"),  # URLs only
+        ("ValueSet?url:below=http://", "GW-1321"),
+        ("Patient?" + "&".join(f"family=f{i}" for i in range(101)), "GW-1308"),
+        ("Observation?combo-code-value-quantity=" + ",".join(["8480-6$gt1"] * 201), "GW-1308"),
+        ("Patient?_type=Observation", "GW-1304"),
         ("Patient?_containedType=contained", "GW-1309"),
         ("Patient?name=" + ",".join(f"n{i}" for i in range(5001)), "GW-1308"),
     ],
@@ -273,6 +279,7 @@ async def test_default_contained_parameters_are_accepted(reader):
         {"d": "a", "v": [12]},  # an id key holding a number
         {"d": "a", "v": [2**70]},
         {"d": "a", "v": ["a", "b", "c"]},
+        {"d": "a", "v": [None]},
     ],
 )
 async def test_forged_cursors_are_400(reader, forged):

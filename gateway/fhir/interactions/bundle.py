@@ -41,17 +41,19 @@ async def bundle(call: Call) -> FhirResponse:
 async def _batch(call: Call, entries: list[Any]) -> FhirResponse:
     include = prefer_return(call.req) == "representation"
     out: list[Entry] = []
+    methods: list[str | None] = []
     for i, raw in enumerate(entries):
+        methods.append(None)
         try:
             it = parse_item(i, raw)
+            methods[-1] = it.method
             _independent(it)
             resp = await call.core.router.dispatch(call.core, sub_request(call, it), call.repo)
             out.append(response_entry(resp, include or it.method == "GET"))
         except OperationOutcomeError as err:
             out.append(error_entry(err))
-    return FhirResponse(
-        200, assemble("batch-response", with_outcomes(out, prefer_return(call.req)))
-    )
+    out = with_outcomes(out, methods, prefer_return(call.req))
+    return FhirResponse(200, assemble("batch-response", out))
 
 
 def _independent(it: Item) -> None:

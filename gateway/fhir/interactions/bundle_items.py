@@ -102,7 +102,12 @@ def parse_item(i: int, entry: Any) -> Item:
         raise outcomes.bad_request(
             f"A {method} entry needs a resource", f"{where}.resource", "GW-1207"
         )
-    return Item(i, method, url, entry.get("fullUrl"), resource, headers, f"{where}.resource")
+    full_url = entry.get("fullUrl")
+    if full_url is not None and not isinstance(full_url, str):
+        raise outcomes.bad_request(
+            "fullUrl must be a string (a uri)", f"{where}.fullUrl", "GW-1214"
+        )
+    return Item(i, method, url, full_url, resource, headers, f"{where}.resource")
 
 
 def sub_request(call: Call, it: Item, json_body: Any = None) -> FhirRequest:
@@ -138,12 +143,15 @@ def response_entry(resp: FhirResponse, include_resource: bool) -> Entry:
     return Entry(fields, body if include_resource else None)
 
 
-def with_outcomes(entries: list[Entry], prefer: str) -> list[Entry]:
-    """`Prefer: return=OperationOutcome`: each successful entry's response carries an
-    OperationOutcome saying what was done, in place of the resource (R4 http.html#ops)."""
+def with_outcomes(entries: list[Entry], methods: list[str | None], prefer: str) -> list[Entry]:
+    """`Prefer: return=OperationOutcome`: each successful write entry's response carries an
+    OperationOutcome saying what was done, in place of the resource (R4 http.html#ops; reads
+    keep their resources: Prefer return is about what a write sends back)."""
     if prefer != "OperationOutcome":
         return entries
-    for e in entries:
+    for e, method in zip(entries, methods, strict=True):
+        if method not in ("POST", "PUT", "PATCH", "DELETE"):
+            continue
         response = e.fields.get("response")
         if isinstance(response, dict) and "outcome" not in response:
             text = f"{response.get('status', '')} {response.get('location', '')}".strip()

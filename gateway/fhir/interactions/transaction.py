@@ -84,7 +84,7 @@ async def transaction(call: Call, items: list[Item]) -> FhirResponse:
             if it.method in ("GET", "HEAD"):
                 await _dispatch(call, tx, it, True)
     entries = [it.response or Entry({"response": {"status": "200 OK"}}) for it in items]
-    entries = with_outcomes(entries, prefer_return(call.req))
+    entries = with_outcomes(entries, [it.method for it in items], prefer_return(call.req))
     return FhirResponse(200, assemble("transaction-response", entries))
 
 

@@ -45,13 +45,15 @@ def _has_resource(body: object) -> bool:
         return False
     if body.get("resourceType") != "Parameters":
         return True
-    return any(
-        p.get("name") == "resource" for p in body.get("parameter") or [] if isinstance(p, dict)
+    params = body.get("parameter")
+    return isinstance(params, list) and any(
+        isinstance(p, dict) and p.get("name") == "resource" for p in params
     )
 
 
 def _with_resource(parameters: dict, resource: dict) -> dict:
-    params = list(parameters.get("parameter") or [])
+    given = parameters.get("parameter")
+    params = list(given) if isinstance(given, list) else []
     return {**parameters, "parameter": [*params, {"name": "resource", "resource": resource}]}
 
 
