@@ -19,7 +19,8 @@ log = logging.getLogger("gateway.http")
 
 FHIR_JSON = "application/fhir+json"
 _JSON_TYPES = {"application/fhir+json", "application/json", "text/json", "json"}
-_BODY_TYPES = _JSON_TYPES | {"application/json-patch+json", "application/x-www-form-urlencoded"}
+_FORM = "application/x-www-form-urlencoded"
+_BODY_TYPES = _JSON_TYPES | {"application/json-patch+json", _FORM}
 _FORMAT_PARAMS = ("_format", "_pretty")
 
 
@@ -82,11 +83,17 @@ def _check_format(fmt: str | None, accept: str | None) -> None:
         raise _other_fhir_version(406, ",".join(json_ranges))
 
 
-def _check_content_type(ctype: str | None, body: bytes) -> None:
-    """415 for a body that is not JSON (or a form or a JSON Patch), or not FHIR R4."""
+def _check_content_type(ctype: str | None, body: bytes, path: str) -> None:
+    """415 for a body that is not JSON (or a JSON Patch, or a form to `_search`), not UTF-8
+    (the only charset FHIR JSON has), or not FHIR R4."""
     media = _media_type(ctype)
     if body and media not in _BODY_TYPES:
         raise outcomes.unsupported_media_type(media)
+    if body and media == _FORM and not path.rstrip("/").endswith("_search"):
+        raise outcomes.unsupported_media_type(media)  # a form is a search's body only
+    charset = _media_params(ctype).get("charset", "utf-8").lower() if ctype else "utf-8"
+    if body and charset not in ("utf-8", "utf8"):
+        raise outcomes.unsupported_media_type(f"{media}; charset={charset}")
     if ctype and not _fhir_version_ok(ctype):
         raise _other_fhir_version(415, ctype)
 
@@ -159,7 +166,9 @@ async def fhir_endpoint(request: Request) -> Response:
         body = None
         if request.method in ("POST", "PUT", "PATCH"):
             body = await _read_body(request, settings.max_body_bytes)
-            _check_content_type(request.headers.get("content-type"), body)
+            _check_content_type(
+                request.headers.get("content-type"), body, request.path_params.get("path", "")
+            )
         path = request.path_params.get("path", "")
         req = FhirRequest(
             method=request.method,

@@ -87,7 +87,14 @@ async def test_repeated_json_properties_are_400(client, method, url, body, where
 
 @pytest.mark.parametrize(
     "ctype",
-    ["application/xml", "text/plain", "application/fhir+xml", "multipart/form-data; boundary=x"],
+    [
+        "application/xml",
+        "text/plain",
+        "application/fhir+xml",
+        "multipart/form-data; boundary=x",
+        "application/x-www-form-urlencoded",  # a search's body only
+        "application/fhir+json; charset=iso-8859-1",  # FHIR JSON is UTF-8
+    ],
 )
 @pytest.mark.parametrize(
     "method, url", [("POST", "/Patient"), ("PUT", "/Patient/p1"), ("POST", "")]
