@@ -106,6 +106,18 @@ def check_json_types(resource: dict[str, Any], model: Any, root: str) -> list[Is
                 for i, item in enumerate(value):
                     if item is not None:
                         _check(item, kind, child, (where, key, i), issues, stack)
+                ext = node.get("_" + key) if key[0] != "_" else None
+                if type(ext) is list and len(ext) != len(value):
+                    # json.html: the two arrays are aligned, null padding the shorter side
+                    path = _path((where, key, None))
+                    issues.append(
+                        Issue(
+                            "structure",
+                            f"{path}: '{key}' and '_{key}' must have the same number of items",
+                            "GW-1107",
+                            expression=(path,),
+                        )
+                    )
             elif value is not None:
                 _check(value, kind, child, (where, key, None), issues, stack)
             else:  # json.html: null only pads arrays to align them with their _element

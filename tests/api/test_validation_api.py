@@ -225,3 +225,19 @@ async def test_validate_with_odd_parameters_answers_an_outcome(client, url, body
     assert outcome["resourceType"] == "OperationOutcome"
     if body.get("meta", {}).get("profile") == "ab":  # a string, not a list of characters
         assert not any("'a'" in (i.get("diagnostics") or "") for i in outcome["issue"])
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"id": "a b"}, "Patient.id"),
+        ({"name": [{"text": "王\u0000秀英"}]}, "Patient.name[0].text"),
+    ],
+)
+async def test_validate_reports_what_a_write_refuses(client, wang, change, where):
+    bad = {**wang, **change}
+    assert (await client.post("/Patient", json=bad)).status_code == 400
+    r = await client.post("/Patient/$validate", json=bad)
+    assert r.status_code == 200
+    errors = [i for i in r.json()["issue"] if i["severity"] == "error"]
+    assert any(where in i.get("expression", []) for i in errors), errors

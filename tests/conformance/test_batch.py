@@ -175,3 +175,17 @@ async def test_a_full_url_that_is_not_a_string_is_400(client):
             [e] = r.json()["entry"]
             assert status_code(e["response"]) == 400
     assert (await client.get("/Patient")).json()["total"] == 0
+
+
+async def test_entry_request_fields_are_checked_and_own_absolute_urls_accepted(client):
+    base = str(client.base_url).rstrip("/")
+    for kind in ("batch", "transaction"):
+        bundle = tx(entry("POST", f"{base}/Patient", patient(f"abs-{kind}")), kind=kind)
+        r = await client.post("", json=bundle)
+        assert r.status_code == 200, r.text
+        assert status_code(r.json()["entry"][0]["response"]) == 201
+    bundle = tx(entry("PUT", "Patient/typed", patient("typed", id="typed")), kind="batch")
+    bundle["entry"][0]["request"]["ifMatch"] = 5
+    [e] = (await client.post("", json=bundle)).json()["entry"]
+    assert status_code(e["response"]) == 400
+    assert e["response"]["outcome"]["issue"][0]["expression"] == ["Bundle.entry[0].request.ifMatch"]

@@ -278,3 +278,9 @@ async def test_everything_start_end_filter_by_care_date(reader, query, dated):
     assert with_care_date <= everything
     assert got == (everything - with_care_date) | dated
     assert b["total"] == len(got)
+
+
+async def test_everything_start_after_end_is_400(reader):
+    r = await reader.get("Patient/p1/$everything?start=2012&end=2010")
+    assert r.status_code == 400
+    assert r.json()["issue"][0]["expression"] == ["start"]

@@ -35,7 +35,8 @@ async def bundle(call: Call) -> FhirResponse:
     check_unique_full_urls(entries)
     if btype == "batch":
         return await _batch(call, entries)
-    return await transaction(call, [parse_item(i, e) for i, e in enumerate(entries)])
+    base = call.req.base_url
+    return await transaction(call, [parse_item(i, e, base) for i, e in enumerate(entries)])
 
 
 async def _batch(call: Call, entries: list[Any]) -> FhirResponse:
@@ -45,7 +46,7 @@ async def _batch(call: Call, entries: list[Any]) -> FhirResponse:
     for i, raw in enumerate(entries):
         methods.append(None)
         try:
-            it = parse_item(i, raw)
+            it = parse_item(i, raw, call.req.base_url)
             methods[-1] = it.method
             _independent(it)
             resp = await call.core.router.dispatch(call.core, sub_request(call, it), call.repo)

@@ -82,7 +82,9 @@ def check_unique_full_urls(entries: list[Any]) -> None:
         seen[key] = i
 
 
-def parse_item(i: int, entry: Any) -> Item:
+def parse_item(i: int, entry: Any, base_url: str = "") -> Item:
+    """One entry's request; `base_url`: an absolute request.url on this server is taken as
+    the relative URL it names."""
     where = f"Bundle.entry[{i}]"
     if not isinstance(entry, dict):
         raise outcomes.bad_request("A Bundle entry must be an object", where, "GW-1203")
@@ -96,7 +98,18 @@ def parse_item(i: int, entry: Any) -> Item:
         )
     if not isinstance(url, str) or not url:
         raise outcomes.bad_request("Entry has no request.url", f"{where}.request.url", "GW-1206")
-    headers = {h: request[k] for k, h in ENTRY_HEADERS.items() if isinstance(request.get(k), str)}
+    if base_url and url.startswith(base_url + "/"):
+        url = url[len(base_url) + 1 :]
+    headers: dict[str, str] = {}
+    for key, header in ENTRY_HEADERS.items():
+        value = request.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise outcomes.bad_request(
+                f"request.{key} must be a string", f"{where}.request.{key}", "GW-1215"
+            )
+        headers[header] = value
     resource = entry.get("resource")
     if method in ("POST", "PUT") and resource is None:
         raise outcomes.bad_request(

@@ -53,6 +53,8 @@ def _care_period(params: dict[str, Any]) -> tuple[int, int] | None:
         return None
     low = date_range(str(start), "start")[0] if start else -MAX_BIGINT
     high = date_range(str(end), "end")[1] if end else MAX_BIGINT
+    if low > high:
+        raise outcomes.bad_request(f"start {start} is after end {end}", "start", "GW-1332")
     return low, high
 
 

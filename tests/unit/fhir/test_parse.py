@@ -123,3 +123,14 @@ def test_served_types_are_r4_types_with_models():
     assert "MedicinalProduct" not in types  # R4-only, no R4B model
     assert "SubscriptionTopic" not in types  # R4B-only, not R4
     assert "Resource" not in types and "DomainResource" not in types
+
+
+def test_primitive_arrays_and_their_extensions_align():
+    # json.html: "given" and "_given" are parallel arrays, null padding either side.
+    ext = {"extension": [{"url": "urn:x", "valueString": "B"}]}
+    ok = {"resourceType": "Patient", "name": [{"given": ["三", None], "_given": [None, ext]}]}
+    validate_resource(ok)
+    bad = {"resourceType": "Patient", "name": [{"given": ["三"], "_given": [None, ext]}]}
+    with pytest.raises(OperationOutcomeError) as err:
+        validate_resource(bad)
+    assert [e for i in err.value.issues for e in i.expression] == ["Patient.name[0].given"]
