@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from gateway.fhir import json_io
 from gateway.store import clock
 
 
@@ -16,10 +17,10 @@ class Entry:
     resource: bytes | dict[str, Any] | None = None
 
     def to_bytes(self) -> bytes:
-        head = orjson.dumps(self.fields)
+        head = json_io.dumps(self.fields)
         if self.resource is None or self.resource == b"":
             return head
-        res = self.resource if isinstance(self.resource, bytes) else orjson.dumps(self.resource)
+        res = self.resource if isinstance(self.resource, bytes) else json_io.dumps(self.resource)
         sep = b"," if len(head) > 2 else b""
         # Keep fullUrl first, then resource, then the rest: the order the spec shows.
         return head[:-1] + sep + b'"resource":' + res + b"}"

@@ -12,6 +12,7 @@ import datetime
 import decimal
 import re
 import typing
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -26,7 +27,7 @@ Kinds = dict[str, tuple[str, Any]]
 _JSON_TYPE = {
     "boolean": (bool,),
     "integer": (int,),
-    "decimal": (int, float),
+    "decimal": (int, float, Decimal),
     "string": (str,),
 }
 
@@ -175,7 +176,7 @@ def _check(
         if t is int:
             return
     elif kind == "decimal":
-        if t is int or t is float:
+        if t is int or t is Decimal or t is float:
             return
     elif kind == "resource":
         if t is dict:

@@ -10,6 +10,7 @@ import json
 import os
 import re
 from collections import Counter
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,8 @@ def parse_json(body: bytes | None) -> Any:
     except orjson.JSONDecodeError as exc:
         raise outcomes.malformed_json(str(exc)) from None
     if type(doc) is dict or type(doc) is list:
-        _reject_duplicate_keys(body)
+        # Parsed again: repeated properties, and decimals as Decimal (precision kept).
+        return _exact_unique(body)
     return doc
 
 
@@ -95,12 +97,12 @@ def _marked(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def _reject_duplicate_keys(body: bytes) -> None:
-    """R4 json.html: a property appears at most once in an object (orjson keeps the last one
-    silently). Found by a second parse; only a rejected body pays for locating the object."""
+def _exact_unique(body: bytes) -> Any:
+    """The body with decimals as Decimal; a 400 when an object repeats a property (R4
+    json.html: a property appears at most once; orjson keeps the last one silently). Only a
+    rejected body pays for locating the object."""
     try:
-        json.loads(body, object_pairs_hook=_unique)
-        return
+        return json.loads(body, object_pairs_hook=_unique, parse_float=Decimal)
     except _DuplicateKey:
         pass
     root = json.loads(body, object_pairs_hook=_marked)
@@ -120,6 +122,7 @@ def _reject_duplicate_keys(body: bytes) -> None:
             stack.extend((v, (*loc, k)) for k, v in node.items())
         elif type(node) is list:
             stack.extend((v, (*loc, i)) for i, v in enumerate(node))
+    raise AssertionError("a repeated key the second parse did not find")
 
 
 def fhirpath_of(root: str, loc: tuple[Any, ...], keep_last: bool = False) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from gateway.fhir import json_io
 from gateway.fhir.outcomes import Issue, OperationOutcomeError
 from gateway.fhir.write_check import WriteCheck
 
@@ -95,7 +96,7 @@ class ValidationPool:
                 _raise(found)
 
             return inline()
-        payload = [(orjson.dumps(doc), expected, where) for doc, expected, where in items]
+        payload = [(json_io.dumps(doc), expected, where) for doc, expected, where in items]
         size = -(-len(payload) // self.workers)
         loop = asyncio.get_running_loop()
         futures = [

@@ -10,7 +10,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.fhir import outcomes
+from gateway.fhir import json_io, outcomes
 from gateway.fhir.context import RequestContext
 from gateway.fhir.outcomes import OperationOutcomeError
 from gateway.fhir.request import FhirRequest, FhirResponse
@@ -131,9 +131,9 @@ def _render(resp: FhirResponse, pretty: bool, head: bool = False) -> Response:
     elif isinstance(resp.body, bytes):
         body = resp.body
     else:
-        body = orjson.dumps(resp.body)
+        body = json_io.dumps(resp.body)
     if pretty and body:
-        body = orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2)
+        body = json_io.dumps(json_io.loads_exact(body), option=orjson.OPT_INDENT_2)
     headers = dict(resp.headers)
     media = f"{FHIR_JSON}; charset=utf-8" if body else None
     if head and body:

@@ -30,6 +30,7 @@ Choices made here (documented for the search builder):
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from gateway.search.paths import TYPE2PARENT
@@ -319,7 +320,7 @@ def _date_emitter(code: str, kind: str) -> Emit | None:
 
 
 def _num(v: Any) -> tuple[float, float, float] | None:
-    if type(v) in (int, float):
+    if type(v) in (int, float, Decimal):
         return number_range(number_text(v))
     return None
 

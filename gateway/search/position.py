@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from gateway.fhir import outcomes
@@ -51,9 +52,10 @@ class PositionPlan:
 
 def _coordinate(pos: Any, key: str, limit: float) -> float | None:
     v = pos.get(key) if type(pos) is dict else None
-    if type(v) is not int and type(v) is not float:  # bool is not a coordinate either
+    if type(v) not in (int, float, Decimal):  # bool is not a coordinate either
         return None
-    return float(v) if -limit <= v <= limit else None
+    f = float(v)  # type: ignore[arg-type]
+    return f if -limit <= f <= limit else None
 
 
 def compile_position(resource_type: str, p: SearchParameter) -> PositionPlan | None:

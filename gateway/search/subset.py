@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import orjson
+from gateway.fhir import json_io
 
 ELEMENTS_FILE = Path(__file__).resolve().parent / "data" / "elements.json"
 SUBSETTED = {
@@ -55,7 +55,7 @@ def subset(content: bytes, summary: str | None, elements: list[str] | None) -> b
     """The resource trimmed for _summary=true|text|data or _elements (content if no subset)."""
     if summary not in ("true", "text", "data") and elements is None:
         return content
-    doc: dict[str, Any] = orjson.loads(content)
+    doc: dict[str, Any] = json_io.loads_exact(content)
     if summary == "data" and elements is None:
         doc.pop("text", None)
     else:
@@ -66,4 +66,4 @@ def subset(content: bytes, summary: str | None, elements: list[str] | None) -> b
     meta = dict(doc.get("meta") or {})
     meta["tag"] = [*(meta.get("tag") or []), SUBSETTED]
     doc["meta"] = meta
-    return orjson.dumps(doc)
+    return json_io.dumps(doc)

@@ -126,11 +126,10 @@ def _end(low: datetime, months: int = 0, delta: timedelta | None = None) -> date
 
 
 def number_text(value: int | float | Decimal | str) -> str:
-    """The written form used for implicit precision. JSON is parsed by orjson into int/float, so
-    the original text is gone: ints keep their digits; floats use Python's shortest round-trip
-    repr (1.50 → '1.5', 100.0 → '100.0', 1e-07 → '1e-07'). Trailing zeros written after the
-    first decimal therefore widen the range slightly (1.50 is indexed as 1.5 ± 0.05) — safe for
-    matching, never narrower than written."""
+    """The written form used for implicit precision. Written resources hold decimals as Decimal
+    (gateway.fhir.json_io), whose text is exactly what was sent (1.50 stays '1.50'); floats
+    (data parsed elsewhere) use Python's shortest round-trip repr (1.50 → '1.5'), which can
+    only widen the range, never narrow it."""
     if isinstance(value, bool):
         raise TypeError("boolean is not a number")
     if isinstance(value, float):

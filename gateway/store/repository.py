@@ -18,7 +18,7 @@ from sqlalchemy import and_, bindparam, delete, func, or_, select, text, true, t
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.fhir import outcomes
+from gateway.fhir import json_io, outcomes
 from gateway.fhir.context import RequestContext
 from gateway.store import clock
 from gateway.store.bulk import insert_rows
@@ -352,7 +352,7 @@ class Repository:
         out: list[Stored] = []
         for st, resource in changes:
             doc = _with_meta(resource, st.res_id, st.version, st.last_updated)
-            content = orjson.dumps(doc)
+            content = json_io.dumps(doc)
             key = (resources.c.res_type == st.res_type, resources.c.res_id == st.res_id)
             await self.conn.execute(
                 update(resources)
@@ -421,7 +421,7 @@ class Repository:
                 action = "delete"
             else:
                 doc = _with_meta(w.resource, w.res_id, version, ts)
-                content = orjson.dumps(doc)
+                content = json_io.dumps(doc)
                 action = "create" if cur is None or cur.deleted else "update"
             stored = Stored(
                 w.res_type,

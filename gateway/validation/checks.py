@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 from gateway.validation.elements import MISSING, Discriminator, ElementNode
@@ -17,8 +18,8 @@ _REF_RE = re.compile(
 # ---- fixed and pattern ----
 def _numbers_equal(a: Any, b: Any) -> bool:
     return (
-        isinstance(a, int | float)
-        and isinstance(b, int | float)
+        isinstance(a, int | float | Decimal)
+        and isinstance(b, int | float | Decimal)
         and not isinstance(a, bool)
         and not isinstance(b, bool)
         and a == b

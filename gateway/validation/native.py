@@ -12,6 +12,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 Native = Callable[[Any, dict[str, Any]], bool]
@@ -216,7 +217,7 @@ def _quantity_le(low: Any, high: Any) -> bool:
     if not isinstance(low, dict) or not isinstance(high, dict):
         return True
     a, b = low.get("value"), high.get("value")
-    if not isinstance(a, int | float) or not isinstance(b, int | float):
+    if not isinstance(a, int | float | Decimal) or not isinstance(b, int | float | Decimal):
         return True
     if (low.get("code") or low.get("unit")) != (high.get("code") or high.get("unit")):
         return True  # different units: not comparable without UCUM, FHIRPath gives empty

@@ -13,6 +13,7 @@ import calendar
 import math
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 Problem = tuple[str, dict[str, Any]] | None
@@ -117,10 +118,11 @@ _STRING_CHECKS: dict[str, Callable[[str], Problem]] = {
 
 
 def _check_number(type_code: str, value: Any) -> Problem:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         return _wrong_json(type_code, "JSON number")
     if type_code == "decimal":
-        return None if math.isfinite(value) else _bad(type_code, value)
+        finite = value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)
+        return None if finite else _bad(type_code, value)
     if not isinstance(value, int):
         return _bad(type_code, value)
     low = 1 if type_code == "positiveInt" else 0 if type_code == "unsignedInt" else _INT32[0]

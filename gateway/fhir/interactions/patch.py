@@ -8,7 +8,7 @@ from typing import Any
 import jsonpatch
 import orjson
 
-from gateway.fhir import outcomes
+from gateway.fhir import json_io, outcomes
 from gateway.fhir.interactions._conditional import condition, single_match
 from gateway.fhir.parse import parse_json
 from gateway.fhir.request import FhirResponse
@@ -47,7 +47,7 @@ def _binary_patch(binary: dict[str, Any], where: str) -> Any:
 
 
 def _apply_patch(call: Call, stored: Stored, ops: list[dict[str, Any]]) -> dict[str, Any]:
-    current = orjson.loads(stored.content)
+    current = json_io.loads_exact(stored.content)
     try:
         patched = jsonpatch.apply_patch(current, ops)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as exc:
