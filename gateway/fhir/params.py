@@ -30,7 +30,7 @@ def parse_instant(value: str, name: str) -> int:
 def parse_count(value: str | None, default: int, maximum: int) -> int:
     if value is None:
         return default
-    if not value.isdigit():
+    if not is_uint(value):
         raise outcomes.bad_request(
             f"Invalid _count '{value}': expected a non-negative integer", "_count", gw="GW-1025"
         )
@@ -41,9 +41,14 @@ def parse_count(value: str | None, default: int, maximum: int) -> int:
 MAX_BIGINT = 2**63 - 1
 
 
+def is_uint(value: str) -> bool:
+    """ASCII digits only (str.isdigit also takes '１' and other scripts' digits)."""
+    return value.isascii() and value.isdigit()
+
+
 def parse_int(value: str | None, name: str) -> int | None:
     if value is None:
         return None
-    if not value.isdigit() or int(value) > MAX_BIGINT:
+    if not is_uint(value) or int(value) > MAX_BIGINT:
         raise outcomes.bad_request(f"Invalid {name} '{value}'", name, gw="GW-1026")
     return int(value)

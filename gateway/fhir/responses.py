@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from http import HTTPStatus
 from typing import Any, Literal
 
 from gateway.fhir import outcomes
@@ -13,18 +14,8 @@ from gateway.fhir.request import FhirRequest, FhirResponse
 from gateway.fhir.write_check import WriteCheck
 from gateway.store.model import Stored
 
-REASONS = {
-    200: "OK",
-    201: "Created",
-    204: "No Content",
-    304: "Not Modified",
-    400: "Bad Request",
-    404: "Not Found",
-    409: "Conflict",
-    410: "Gone",
-    412: "Precondition Failed",
-    422: "Unprocessable Entity",
-}
+# Reason phrases for Bundle.entry.response.status ("404 Not Found").
+REASONS = {status.value: status.phrase for status in HTTPStatus}
 
 
 def new_id() -> str:
@@ -106,7 +97,7 @@ def parse_etag(value: str | None) -> int | None:
     if v.startswith("W/"):
         v = v[2:]
     v = v.strip('"')
-    if not v.isdigit():
+    if not (v.isascii() and v.isdigit()):
         raise _malformed_etag(value)
     return int(v)
 
@@ -134,7 +125,7 @@ def parse_etags(value: str | None) -> list[int] | Literal["*"] | None:
         if m is None:
             raise _malformed_etag(value)
         tag = m.group(1) if m.group(1) is not None else m.group(2)
-        if tag.isdigit():
+        if tag.isascii() and tag.isdigit():
             versions.append(int(tag))
         seen = True
         pos = m.end()

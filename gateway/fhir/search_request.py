@@ -14,6 +14,7 @@ from typing import Any
 
 from gateway.fhir import outcomes
 from gateway.fhir.outcomes import Issue
+from gateway.fhir.params import is_uint
 from gateway.search.composite import served_components
 from gateway.search.position import is_position
 
@@ -193,6 +194,8 @@ class SearchParser:
             # No expression (_text, _content, _query, _list): nothing is indexed, so it is
             # not served; rejecting it beats an always-empty result.
             raise _Unknown(f"Unknown search parameter '{name}' for {res_type}")
+        if sp.type == "reference" and modifier[:1].isupper() and not self._targets(sp, modifier):
+            raise _Unknown(f"{modifier} is not a target type of '{name}' on {res_type}")
         if not dot:
             return Clause(name, sp.type, modifier or None, values, sp)
         if sp.type != "reference":
@@ -215,6 +218,12 @@ class SearchParser:
                 f"({', '.join(sorted(targets))})"
             )
         return Clause(name, "reference", None, values, sp, chain=chain)
+
+    def _targets(self, sp: Any, rtype: str) -> bool:
+        """Whether reference parameter sp may point at resources of type rtype."""
+        if sp.target:
+            return rtype in sp.target
+        return rtype in self.registry.resource_types()
 
     def _composite(self, res_type: str, sp: Any, modifier: str, value: str) -> Clause:
         types = served_components(self.registry, res_type, sp)
@@ -294,6 +303,8 @@ class SearchParser:
             sp = self.registry.get(src, code)
             if sp is None or sp.type != "reference":
                 return self.fail(sr, raw, f"{src}:{code} is not a reference parameter", "GW-1306")
+            if target is not None and not self._targets(sp, target):
+                return self.fail(sr, raw, f"{target} is not a target of {src}:{code}", "GW-1306")
         inc = Include(src, None if code == "*" else code, target, bool(modifier), reverse)
         sr.includes.append(inc)
         return None
@@ -361,7 +372,7 @@ def parse_search(
 
 def _result_param(sr: SearchRequest, name: str, value: str, max_count: int) -> None:
     if name in ("_count", "_offset"):
-        if not value.isdigit():
+        if not is_uint(value):
             raise outcomes.bad_request(f"Invalid {name} '{value}'", name, "GW-1301")
         if name == "_count":
             sr.count = min(int(value), max_count)

@@ -189,3 +189,11 @@ async def test_entry_request_fields_are_checked_and_own_absolute_urls_accepted(c
     [e] = (await client.post("", json=bundle)).json()["entry"]
     assert status_code(e["response"]) == 400
     assert e["response"]["outcome"]["issue"][0]["expression"] == ["Bundle.entry[0].request.ifMatch"]
+
+
+async def test_entry_statuses_carry_reason_phrases(client):
+    bundle = tx(entry("POST", "metadata", {"resourceType": "Patient"}), kind="batch")
+    [e] = (await client.post("", json=bundle)).json()["entry"]
+    code = status_code(e["response"])
+    assert 400 <= code < 500
+    assert e["response"]["status"] != str(code)  # "405 Method Not Allowed", not "405"

@@ -180,6 +180,10 @@ async def test_system_search_several_types(reader):
         ("Patient?" + "&".join(f"family=f{i}" for i in range(101)), "GW-1308"),
         ("Observation?combo-code-value-quantity=" + ",".join(["8480-6$gt1"] * 201), "GW-1308"),
         ("Patient?_type=Observation", "GW-1304"),
+        ("Observation?subject:Foo=1", "GW-1300"),
+        ("Observation?subject:Observation=1", "GW-1300"),  # not a target of subject
+        ("Patient?_include=Patient:general-practitioner:Foo", "GW-1306"),
+        ("Patient?_count=\uff11", "GW-1301"),  # a fullwidth digit is not a number here
         ("Patient?_containedType=contained", "GW-1309"),
         ("Patient?name=" + ",".join(f"n{i}" for i in range(5001)), "GW-1308"),
     ],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.fhir import outcomes
-from gateway.fhir.params import MAX_BIGINT
+from gateway.fhir.params import MAX_BIGINT, is_uint
 from gateway.fhir.request import FhirRequest, FhirResponse
 from gateway.fhir.responses import read_response, tags_match
 from gateway.fhir.router import Call
@@ -61,7 +61,7 @@ async def read(call: Call) -> FhirResponse:
 
 async def vread(call: Call) -> FhirResponse:
     assert call.res_type and call.res_id and call.version
-    if not call.version.isdigit() or int(call.version) > MAX_BIGINT:
+    if not is_uint(call.version) or int(call.version) > MAX_BIGINT:
         raise outcomes.not_found(call.res_type, call.res_id, call.version)
     stored = await call.repo.vread(call.res_type, call.res_id, int(call.version))
     if stored is None:

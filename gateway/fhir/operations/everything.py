@@ -17,7 +17,7 @@ from gateway.fhir import outcomes
 from gateway.fhir.bundles import Entry, assemble
 from gateway.fhir.operations import Operation
 from gateway.fhir.operations.params import operation_params
-from gateway.fhir.params import MAX_BIGINT
+from gateway.fhir.params import MAX_BIGINT, is_uint
 from gateway.fhir.parse import is_resource_type
 from gateway.fhir.request import FhirResponse
 from gateway.fhir.router import Call
@@ -60,7 +60,7 @@ def _care_period(params: dict[str, Any]) -> tuple[int, int] | None:
 
 def _count(call: Call, params: dict[str, Any]) -> int:
     raw = str(params.get("_count") or call.core.settings.default_page_size)
-    if not raw.isdigit():
+    if not is_uint(raw):
         raise outcomes.bad_request(f"Invalid _count '{raw}'", "_count", "GW-1331")
     return min(int(raw), call.core.settings.max_page_size)
 
