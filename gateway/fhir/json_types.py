@@ -176,7 +176,7 @@ def _check(
         if t is int:
             return
     elif kind == "decimal":
-        if t is int or t is Decimal or t is float:
+        if t is int or t is float or isinstance(value, Decimal):
             return
     elif kind == "resource":
         if t is dict:

@@ -10,7 +10,6 @@ import json
 import os
 import re
 from collections import Counter
-from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from gateway.fhir import outcomes
+from gateway.fhir import json_io, outcomes
 from gateway.fhir.json_types import check_json_types
 from gateway.fhir.outcomes import Issue
 from gateway.fhir.r4b import get_fhir_model_class
@@ -102,9 +101,11 @@ def _exact_unique(body: bytes) -> Any:
     json.html: a property appears at most once; orjson keeps the last one silently). Only a
     rejected body pays for locating the object."""
     try:
-        return json.loads(body, object_pairs_hook=_unique, parse_float=Decimal)
+        return json_io.loads_exact(body, object_pairs_hook=_unique)
     except _DuplicateKey:
         pass
+    except RecursionError:  # orjson took it (≤ 1024 levels); Python's parser recurses less
+        raise outcomes.bad_request("The body is nested too deeply", gw="GW-1103") from None
     root = json.loads(body, object_pairs_hook=_marked)
     stack: list[tuple[Any, tuple[Any, ...]]] = [(root, ())]
     while stack:

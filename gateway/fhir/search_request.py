@@ -48,6 +48,7 @@ MAX_VALUES = 5000
 # Filter parameters (AND-ed) in one search, and OR-ed values of one composite parameter (each
 # a compound SELECT; SQLite allows 500 in one statement): real searches use a handful.
 MAX_FILTERS = 100
+MAX_SORT_KEYS = 10
 MAX_COMPOSITE_VALUES = 200
 
 
@@ -306,14 +307,17 @@ class SearchParser:
             if target is not None and not self._targets(sp, target):
                 return self.fail(sr, raw, f"{target} is not a target of {src}:{code}", "GW-1306")
         inc = Include(src, None if code == "*" else code, target, bool(modifier), reverse)
-        sr.includes.append(inc)
+        if inc not in sr.includes:
+            sr.includes.append(inc)
         return None
 
     def sort(self, sr: SearchRequest, value: str) -> None:
-        for key in value.split(","):
-            key = key.strip()
-            if not key:
-                continue
+        keys = [k.strip() for k in value.split(",") if k.strip()]
+        if len(sr.sort) + len(keys) > MAX_SORT_KEYS:
+            raise outcomes.bad_request(f"At most {MAX_SORT_KEYS} _sort keys", "_sort", "GW-1305")
+        for key in keys:
+            if key.lstrip("-") in {k.code for k in sr.sort}:
+                continue  # a later key on the same parameter cannot change the order
             code, desc = key.lstrip("-"), key.startswith("-")
             if code in ("_id", "_lastUpdated"):
                 sr.sort.append(SortKey(code, desc, "special"))

@@ -133,7 +133,7 @@ def _render(resp: FhirResponse, pretty: bool, head: bool = False) -> Response:
     else:
         body = json_io.dumps(resp.body)
     if pretty and body:
-        body = json_io.dumps(json_io.loads_exact(body), option=orjson.OPT_INDENT_2)
+        body = _pretty(body)
     headers = dict(resp.headers)
     media = f"{FHIR_JSON}; charset=utf-8" if body else None
     if head and body:
@@ -153,6 +153,15 @@ def base_url(request: Request, settings: Any) -> str:
     if settings.public_base_url:
         return settings.public_base_url.rstrip("/")
     return f"{request.url.scheme}://{request.url.netloc}{settings.base_path}"
+
+
+def _pretty(body: bytes) -> bytes:
+    """Indented JSON; a document nested too deeply to re-parse or indent is sent as it is
+    (formatting is a courtesy, never a reason to fail)."""
+    try:
+        return json_io.dumps(json_io.loads_exact(body), option=orjson.OPT_INDENT_2)
+    except (RecursionError, ValueError, outcomes.OperationOutcomeError):
+        return body
 
 
 async def fhir_endpoint(request: Request) -> Response:

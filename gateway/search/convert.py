@@ -320,7 +320,7 @@ def _date_emitter(code: str, kind: str) -> Emit | None:
 
 
 def _num(v: Any) -> tuple[float, float, float] | None:
-    if type(v) in (int, float, Decimal):
+    if isinstance(v, int | float | Decimal) and not isinstance(v, bool):
         return number_range(number_text(v))
     return None
 

@@ -52,7 +52,7 @@ class PositionPlan:
 
 def _coordinate(pos: Any, key: str, limit: float) -> float | None:
     v = pos.get(key) if type(pos) is dict else None
-    if type(v) not in (int, float, Decimal):  # bool is not a coordinate either
+    if not isinstance(v, int | float | Decimal) or isinstance(v, bool):
         return None
     f = float(v)  # type: ignore[arg-type]
     return f if -limit <= f <= limit else None

@@ -8,10 +8,11 @@ UCUM canonical units, reference parsing).
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -44,10 +45,13 @@ def normalize_string(value: str) -> str:
 # Dates
 
 
+# FHIR decimal (datatypes.html), plus a leading '+' in search values (not '.5', '5.', '1_0').
+_DECIMAL_RE = re.compile(r"^[+-]?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$", re.ASCII)
 _DATE_RE = re.compile(
     r"^(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
     r"(?:T(?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.(?P<f>\d+))?)?"
-    r"(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+    r"(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$",
+    re.ASCII,
 )
 _MICRO = timedelta(microseconds=1)
 
@@ -146,16 +150,19 @@ def number_range(text: str) -> tuple[float, float, float] | None:
     1.0e2 → [95, 105). (The R4 page's own '1e2 → [95, 105)' example contradicts its rule;
     we follow the rule.) Returns None when not a finite number.
     """
+    if not isinstance(text, str) or not _DECIMAL_RE.match(text.strip()):
+        return None  # ASCII FHIR decimals only (Decimal() also takes '١٠٠', '1_00', '.5')
     try:
         d = Decimal(text.strip())
-    except (InvalidOperation, AttributeError):
+        if not d.is_finite():
+            return None
+        exp = d.as_tuple().exponent
+        assert isinstance(exp, int)
+        half = Decimal(5) * Decimal(10) ** (exp - 1)
+        out = float(d), float(d - half), float(d + half)
+    except ArithmeticError:  # an exponent beyond what Decimal's context holds: 0e999999999
         return None
-    if not d.is_finite():
-        return None
-    exp = d.as_tuple().exponent
-    assert isinstance(exp, int)
-    half = Decimal(5) * Decimal(10) ** (exp - 1)
-    return float(d), float(d - half), float(d + half)
+    return out if all(math.isfinite(x) for x in out) else None
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,7 +8,18 @@ import re
 
 from ._helpers import create
 
-EXACT = ["1.50", "0.010", "100.00", "1E+2", "3.14159265358979323846264338327950288"]
+EXACT = [
+    "1.50",
+    "0.010",
+    "100.00",
+    "1E+2",
+    "1e2",
+    "0.0000001",
+    "3.14159265358979323846264338327950288",
+    "123456789012345678901234567890",  # beyond 64 bits: kept, not a 500
+    "-0.0",
+    "0e999999999",  # exact, even where no float can hold the range for the index
+]
 
 
 def observation(value: str) -> bytes:
@@ -80,3 +91,37 @@ async def test_decimal_values_are_searchable(client):
         found = (await client.get("/Observation", params={"value-quantity": query})).json()
         ids = [e["resource"]["id"] for e in found.get("entry", [])]
         assert (oid in ids) == hit, query
+
+
+async def test_patch_as_binary_keeps_decimals(client):
+    import base64
+    import json
+
+    r = await client.post("/Observation", content=observation("2.0"))
+    oid = r.json()["id"]
+    patch = '[{"op":"replace","path":"/valueQuantity/value","value":1.50}]'
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "request": {"method": "PATCH", "url": f"Observation/{oid}"},
+                "resource": {
+                    "resourceType": "Binary",
+                    "contentType": "application/json-patch+json",
+                    "data": base64.b64encode(patch.encode()).decode(),
+                },
+            }
+        ],
+    }
+    r = await client.post("", content=json.dumps(bundle).encode())
+    assert r.status_code == 200, r.text
+    assert raw_value((await client.get(f"/Observation/{oid}")).content) == "1.50"
+
+
+async def test_numbers_beyond_any_float_are_client_errors_in_searches(client):
+    for query in ["0e999999999", "sa1e999999999", "1e400", "\u0661\u0660\u0660", "1_00", ".5"]:
+        r = await client.get("/Observation", params={"value-quantity": query})
+        assert r.status_code == 400, (query, r.text)
+    r = await client.get("/Patient", params={"birthdate": "\uff12\uff10\uff11\uff15"})
+    assert r.status_code == 400

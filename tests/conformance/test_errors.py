@@ -159,12 +159,32 @@ async def test_invalid_element_on_update_and_in_bundle_is_located(client):
     assert len(await all_versions(client)) == 1
 
 
-async def test_deeply_nested_extensions_are_a_4xx(client):
+@pytest.mark.parametrize("depth", [130, 200, 300])
+async def test_deeply_nested_extensions_are_a_4xx(client, depth):
+    # 130 levels of extension are 260 levels of JSON: more than orjson can write back, so
+    # they are refused rather than stored unservable.
     ext: dict = {"url": "http://example.org/x", "valueString": "v"}
-    for _ in range(300):
+    for _ in range(depth):
         ext = {"url": "http://example.org/x", "extension": [ext]}
-    r = await client.post("/Patient", json={"resourceType": "Patient", "extension": [ext]})
+    r = await client.post("/Patient", json={**patient("deep"), "extension": [ext]})
     assert_outcome(r)
+    assert await all_versions(client) == []
+
+
+@pytest.mark.parametrize("depth", [960, 1000])
+async def test_deep_json_is_a_4xx(client, depth):
+    body = b'{"resourceType":"Patient","extension":' + b"[" * depth + b"]" * depth + b"}"
+    assert_outcome(await client.post("/Patient", content=body), 400)
+
+
+async def test_pretty_printing_never_fails_a_response(client):
+    ext: dict = {"url": "http://example.org/x", "valueString": "v"}
+    for _ in range(110):
+        ext = {"url": "http://example.org/x", "extension": [ext]}
+    r = await client.post("/Patient", json={**patient("deep-ok"), "extension": [ext]})
+    assert r.status_code == 201, r.text
+    for url in ("/Patient", "/Patient/_history", "/_history"):
+        assert (await client.get(url, params={"_pretty": "true"})).status_code == 200, url
 
 
 # --- body size limit ---------------------------------------------------------------------

@@ -184,6 +184,7 @@ async def test_system_search_several_types(reader):
         ("Observation?subject:Observation=1", "GW-1300"),  # not a target of subject
         ("Patient?_include=Patient:general-practitioner:Foo", "GW-1306"),
         ("Patient?_count=\uff11", "GW-1301"),  # a fullwidth digit is not a number here
+        ("Patient?_sort=" + ",".join(["birthdate", "name", "gender"] * 4), "GW-1305"),
         ("Patient?_containedType=contained", "GW-1309"),
         ("Patient?name=" + ",".join(f"n{i}" for i in range(5001)), "GW-1308"),
     ],

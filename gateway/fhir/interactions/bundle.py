@@ -6,6 +6,7 @@ nothing, in one database transaction (gateway.fhir.interactions.transaction).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from gateway.fhir import outcomes
@@ -27,6 +28,8 @@ from gateway.fhir.parse import parse_json
 from gateway.fhir.request import FhirResponse
 from gateway.fhir.responses import prefer_return
 from gateway.fhir.router import Call
+
+log = logging.getLogger(__name__)
 
 
 async def bundle(call: Call) -> FhirResponse:
@@ -53,6 +56,9 @@ async def _batch(call: Call, entries: list[Any]) -> FhirResponse:
             out.append(response_entry(resp, include or it.method == "GET"))
         except OperationOutcomeError as err:
             out.append(error_entry(err))
+        except Exception:  # noqa: BLE001 - one entry's failure is that entry's 500, not the batch's
+            log.exception("batch entry %d failed", i)
+            out.append(error_entry(outcomes.internal_error()))
     out = with_outcomes(out, methods, prefer_return(call.req))
     return FhirResponse(200, assemble("batch-response", out))
 

@@ -6,7 +6,6 @@ import base64
 from typing import Any
 
 import jsonpatch
-import orjson
 
 from gateway.fhir import json_io, outcomes
 from gateway.fhir.interactions._conditional import condition, single_match
@@ -39,11 +38,12 @@ def _binary_patch(binary: dict[str, Any], where: str) -> Any:
             "GW-1027",
         )
     try:
-        return orjson.loads(base64.b64decode(binary.get("data") or "", validate=True))
-    except (ValueError, orjson.JSONDecodeError):
+        raw = base64.b64decode(binary.get("data") or "", validate=True)
+    except ValueError:
         raise outcomes.bad_request(
             "Binary.data is not base64-encoded JSON", f"{where}.data", "GW-1027"
         ) from None
+    return parse_json(raw)  # as a PATCH body: strict, exact decimals, no repeated keys
 
 
 def _apply_patch(call: Call, stored: Stored, ops: list[dict[str, Any]]) -> dict[str, Any]:
