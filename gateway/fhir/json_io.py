@@ -30,6 +30,16 @@ class JsonNumber(Decimal):
         obj.text = text
         return obj
 
+    # Immutable: copies and pickles keep the text (Decimal's would rebuild from str(self)).
+    def __copy__(self) -> JsonNumber:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> JsonNumber:
+        return self
+
+    def __reduce__(self) -> tuple[type[JsonNumber], tuple[str]]:
+        return (JsonNumber, (self.text,))
+
 
 def _int(text: str) -> int | JsonNumber:
     value = int(text)

@@ -134,3 +134,18 @@ def test_primitive_arrays_and_their_extensions_align():
     with pytest.raises(OperationOutcomeError) as err:
         validate_resource(bad)
     assert [e for i in err.value.issues for e in i.expression] == ["Patient.name[0].given"]
+
+
+def test_parsed_numbers_keep_their_text_through_copies_and_pickles():
+    import copy
+    import pickle
+
+    from gateway.fhir import json_io
+
+    doc = parse_json(
+        b'{"resourceType":"Basic","n":[0.0000001,1.50,123456789012345678901234567890]}'
+    )
+    for clone in (doc, copy.deepcopy(doc), pickle.loads(pickle.dumps(doc))):
+        assert json_io.dumps(clone) == (
+            b'{"resourceType":"Basic","n":[0.0000001,1.50,123456789012345678901234567890]}'
+        )
