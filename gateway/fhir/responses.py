@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from gateway.fhir import outcomes
 from gateway.fhir.outcomes import Issue, OperationOutcomeError, outcome_json
+from gateway.fhir.params import is_uint
 from gateway.fhir.parse import parse_json
 from gateway.fhir.request import FhirRequest, FhirResponse
 from gateway.fhir.write_check import WriteCheck
@@ -97,7 +98,7 @@ def parse_etag(value: str | None) -> int | None:
     if v.startswith("W/"):
         v = v[2:]
     v = v.strip('"')
-    if not (v.isascii() and v.isdigit()):
+    if not is_uint(v):
         raise _malformed_etag(value)
     return int(v)
 
@@ -125,7 +126,7 @@ def parse_etags(value: str | None) -> list[int] | Literal["*"] | None:
         if m is None:
             raise _malformed_etag(value)
         tag = m.group(1) if m.group(1) is not None else m.group(2)
-        if tag.isascii() and tag.isdigit():
+        if is_uint(tag):
             versions.append(int(tag))
         seen = True
         pos = m.end()

@@ -173,12 +173,10 @@ async def fhir_endpoint(request: Request) -> Response:
     try:
         _check_format(request.query_params.get("_format"), request.headers.get("accept"))
         body = None
+        path = request.path_params.get("path", "")
         if request.method in ("POST", "PUT", "PATCH"):
             body = await _read_body(request, settings.max_body_bytes)
-            _check_content_type(
-                request.headers.get("content-type"), body, request.path_params.get("path", "")
-            )
-        path = request.path_params.get("path", "")
+            _check_content_type(request.headers.get("content-type"), body, path)
         req = FhirRequest(
             method=request.method,
             path=path.strip("/"),

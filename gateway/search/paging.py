@@ -23,6 +23,7 @@ import orjson
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 
 from gateway.fhir import outcomes
+from gateway.fhir.params import MAX_BIGINT
 from gateway.fhir.search_request import SearchRequest, SortKey
 from gateway.store.tables import INDEX_TABLES, resources
 
@@ -119,7 +120,7 @@ def _fits(expr: Any, value: Any) -> bool:
     except NotImplementedError:  # untyped expression: any JSON scalar
         return isinstance(value, str | int | float)
     if expected is int:
-        return type(value) is int and -(2**63) <= value < 2**63
+        return type(value) is int and -MAX_BIGINT - 1 <= value <= MAX_BIGINT
     if expected is float:
         return type(value) in (int, float) and math.isfinite(value)
     return isinstance(value, expected)

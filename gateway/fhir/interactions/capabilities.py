@@ -63,7 +63,7 @@ _TYPE_PARAM = {
 }
 # Statement JSON per core (keyed on its router) and base URL; a Host header picks the base URL,
 # so the number kept is bounded.
-_CACHE: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], bytes]] = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[Any, dict[str, bytes]] = weakref.WeakKeyDictionary()
 _CACHE_MAX = 16
 
 
@@ -203,15 +203,14 @@ def capability_statement(core: Any, base_url: str) -> dict[str, Any]:
 
 
 def statement_json(core: Any, base_url: str) -> bytes:
-    """capability_statement as JSON, built once per base URL (and per set of routes and
-    operations, should they change after start-up)."""
-    key = (base_url, tuple(core.router.table.items()), tuple(core.operations.items()))
+    """capability_statement as JSON, built once per core and base URL (the routes and
+    operations are fixed when the router is built)."""
     cached = _CACHE.setdefault(core.router, {})
-    body = cached.get(key)
+    body = cached.get(base_url)
     if body is None:
         if len(cached) >= _CACHE_MAX:
             cached.clear()
-        body = cached[key] = orjson.dumps(capability_statement(core, base_url))
+        body = cached[base_url] = orjson.dumps(capability_statement(core, base_url))
     return body
 
 
