@@ -21,8 +21,10 @@ run: install
 migrate: install
 	$(BIN)/gateway migrate
 
-## The whole suite. PostgreSQL/Redis tests need GATEWAY_TEST_POSTGRES_URL / GATEWAY_TEST_REDIS_URL.
+## The layer contracts (pyproject.toml), then the whole suite. PostgreSQL/Redis tests need
+## GATEWAY_TEST_POSTGRES_URL / GATEWAY_TEST_REDIS_URL.
 test: install
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 lint: install

@@ -15,7 +15,6 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.events.bus import EventBus, InProcessBus, RedisStreamBus
 from gateway.events.relay import OutboxRelay
-from gateway.fhir import outcomes
 from gateway.fhir.conformance import install_conformance
 from gateway.fhir.core import FhirCore
 from gateway.fhir.operations import Operation
@@ -28,6 +27,7 @@ from gateway.search.registry import SearchParamRegistry
 from gateway.settings import Settings
 from gateway.store.engine import create_engine
 from gateway.store.store import Store
+from gateway.vocab import outcomes
 
 
 class AnyMethod:

@@ -15,10 +15,10 @@ def migrate(
     database_url: str = typer.Option(None, help="Overrides GATEWAY_DATABASE_URL"),
 ) -> None:
     """Create or upgrade the database schema to the latest version."""
-    from gateway.store.migrate import upgrade
+    from gateway.search.reindex import migrate as migrate_database
 
     url = database_url or Settings().database_url
-    reindexed = upgrade(url)
+    reindexed = migrate_database(url)
     if reindexed is not None:
         typer.echo(f"reindexed {reindexed} resources for the new index rows")
     typer.echo(f"database is up to date: {url.split('@')[-1]}")
@@ -36,9 +36,9 @@ def serve(
 
     settings = Settings()
     if migrate_first:
-        from gateway.store.migrate import upgrade
+        from gateway.search.reindex import migrate as migrate_database
 
-        upgrade(settings.database_url)
+        migrate_database(settings.database_url)
     uvicorn.run(
         "gateway.asgi:app",
         host=host or settings.host,

@@ -34,8 +34,9 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     # Processes validating large transaction bundles in parallel (unset: one per core; 0: inline).
     validation_workers: int | None = None
-    # Profile validation on write: "default" (claimed profiles + our domain profiles: CN Patient,
-    # contract CarePlan, …), "claimed" (only meta.profile claims), "off" (structure only).
+    # Profile validation on write: "default" (claimed profiles + our domain profiles for resources
+    # carrying our marks), "cn" (as default, and every Patient, Organization, Practitioner(Role)
+    # held to the CN profiles), "claimed" (only meta.profile claims), "off" (no profiles).
     profile_validation: str = "default"
     # Resources no profile applies to are validated against the R4 core definitions (required
     # bindings, invariants, reference targets); off: structure only for them.

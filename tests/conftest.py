@@ -18,9 +18,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from gateway.app import create_app
+from gateway.search.reindex import migrate_async
 from gateway.settings import Settings
 from gateway.store.engine import create_engine, normalise_url
-from gateway.store.migrate import upgrade_async
 from gateway.store.tables import metadata
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -73,12 +73,12 @@ async def _drop_postgres(base_url: str, name: str) -> None:
 async def database_url(request, tmp_path_factory) -> AsyncIterator[str]:
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'gateway.db'}"
-        await upgrade_async(url)
+        await migrate_async(url)
         yield url
         return
     base = need_service("GATEWAY_TEST_POSTGRES_URL", "PostgreSQL")
     url, name = await _fresh_postgres(base)
-    await upgrade_async(url)
+    await migrate_async(url)
     yield url
     await _drop_postgres(base, name)
 

@@ -18,7 +18,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from gateway.store.migrate import upgrade
+from gateway.search.reindex import migrate
 
 
 @dataclass
@@ -77,7 +77,7 @@ def throwaway_sqlite() -> Iterator[str]:
 def gateway_process(database_url: str, workers: int) -> Iterator[Server]:
     # Alembic runs its own event loop: keep it off the caller's (running) loop.
     with ThreadPoolExecutor(1) as pool:
-        pool.submit(upgrade, database_url).result()
+        pool.submit(migrate, database_url).result()
     port = _free_port()
     env = {
         **os.environ,

@@ -7,8 +7,7 @@ from typing import Any
 
 import orjson
 
-from gateway.fhir import json_io
-from gateway.store import clock
+from gateway.vocab import clock, json_io
 
 
 @dataclass(slots=True)

@@ -8,10 +8,10 @@ from typing import Any
 
 import orjson
 
-from gateway.fhir.context import RequestContext
-from gateway.fhir.outcomes import OperationOutcomeError
 from gateway.store.model import Write
 from gateway.store.store import Store
+from gateway.vocab.context import RequestContext
+from gateway.vocab.outcomes import OperationOutcomeError
 
 
 def _content(resource: dict[str, Any]) -> dict[str, Any]:

@@ -19,20 +19,21 @@ from gateway.fhir.interactions import (
     update,
 )
 from gateway.fhir.operations import Operation
-from gateway.fhir.parse import served_types
 from gateway.fhir.request import FhirRequest, FhirResponse
 from gateway.fhir.router import Route, Router
-from gateway.fhir.search_request import SearchRequest, parse_search
 from gateway.fhir.validation_pool import ValidationPool
 from gateway.fhir.write_check import WriteCheck
 from gateway.search.execute import SearchPage, run_search
 from gateway.search.paging import order_by, sort_keys
+from gateway.search.request import parse_search
+from gateway.search.sql import SearchSql
 from gateway.settings import Settings
-from gateway.store import clock
 from gateway.store.model import Stored
 from gateway.store.repository import Repository
-from gateway.store.search_sql import SearchSql
 from gateway.store.store import Store
+from gateway.vocab import clock
+from gateway.vocab.definitions import r4_resource_types
+from gateway.vocab.search_model import SearchRequest
 
 ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "metadata"): Route("capabilities", capabilities.capabilities),
@@ -68,7 +69,7 @@ class FhirCore:
 
     def __post_init__(self) -> None:
         self.router = Router(dict(ROUTES), self.operations)
-        self.resource_types = served_types()
+        self.resource_types = r4_resource_types()
         self.started_at = clock.now_us()
         self.search_sql = SearchSql(self._normaliser())
         s = self.settings

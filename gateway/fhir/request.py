@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from gateway.fhir.context import RequestContext
+from gateway.vocab.context import RequestContext
 
 
 @dataclass(slots=True)

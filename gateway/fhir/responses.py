@@ -7,13 +7,13 @@ import uuid
 from http import HTTPStatus
 from typing import Any, Literal
 
-from gateway.fhir import outcomes
-from gateway.fhir.outcomes import Issue, OperationOutcomeError, outcome_json
-from gateway.fhir.params import is_uint
 from gateway.fhir.parse import parse_json
 from gateway.fhir.request import FhirRequest, FhirResponse
 from gateway.fhir.write_check import WriteCheck
 from gateway.store.model import Stored
+from gateway.vocab import outcomes
+from gateway.vocab.outcomes import Issue, OperationOutcomeError, outcome_json
+from gateway.vocab.params import is_uint
 
 # Reason phrases for Bundle.entry.response.status ("404 Not Found").
 REASONS = {status.value: status.phrase for status in HTTPStatus}

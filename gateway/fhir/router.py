@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gateway.fhir import outcomes
-from gateway.fhir.outcomes import OperationOutcomeError
 from gateway.fhir.parse import is_resource_type
 from gateway.fhir.request import FhirRequest, FhirResponse
+from gateway.vocab import outcomes
+from gateway.vocab.outcomes import OperationOutcomeError
 
 if TYPE_CHECKING:
     from gateway.fhir.core import FhirCore

@@ -21,9 +21,9 @@ from typing import Any
 
 import orjson
 
-from gateway.fhir import json_io
-from gateway.fhir.outcomes import Issue, OperationOutcomeError
 from gateway.fhir.write_check import WriteCheck
+from gateway.vocab import json_io
+from gateway.vocab.outcomes import Issue, OperationOutcomeError
 
 Item = tuple[dict[str, Any], str | None, str]  # (resource, expected type, FHIRPath prefix)
 _Found = list[tuple[Issue, int]]  # (issue, HTTP status of the error that carried it)

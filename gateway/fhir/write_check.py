@@ -1,12 +1,20 @@
-"""What every written resource must pass: structure, then the profiles that apply.
+"""What every written resource must pass: the R4 definitions, then the profiles that apply.
 
-Structure (R4B models + JSON types) → 400. Profiles (gateway.validation) → 422 with every
-issue; warnings never block. A profile applies when the resource claims one the gateway knows
-(meta.profile) or, in `default` mode, when it is one of our domain types (CN Patient, contract
-CarePlan, …). A claimed profile the gateway does not know (US Core on foreign data) is only a
-warning, unless strict mode makes it an error. Resources to which no profile applies are
-checked against the R4 core definitions (required bindings, invariants, reference target
-types: what R4 calls conformant content), unless `core` is off; `off` mode is structure only.
+One walk of the definitions (gateway.validation) judges a resource: errors against R4 itself
+(JSON form, unknown elements, primitive formats, the base cardinalities) answer 400; errors
+against the core rules (required bindings, invariants, reference targets), the profiles that
+apply or the national identifier checks answer 422, with every issue; warnings never block.
+
+Which profiles apply (GATEWAY_PROFILE_VALIDATION):
+- `default`: the profiles a resource claims (meta.profile) that the gateway knows, and our
+  domain profiles for resources carrying our marks (contract CarePlan, team CareTeam, referral
+  ServiceRequest and Task, consent, household, packages, the mutual-recognition mark);
+- `cn`: as default, and every Patient, Organization, Practitioner and PractitionerRole is held
+  to the CN profiles (a region whose data is all Chinese);
+- `claimed`: only the claimed profiles;
+- `off`: none (structure and core rules only).
+A claimed profile the gateway does not know is a warning, unless strict mode makes it an error.
+Where no profile applies, the R4 core definitions apply, structure only when `core` is off.
 """
 
 from __future__ import annotations
@@ -14,11 +22,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gateway.fhir import outcomes
-from gateway.fhir.outcomes import Issue, OperationOutcomeError
-from gateway.fhir.parse import validate_resource
+from gateway.fhir.parse import check_envelope
+from gateway.vocab import outcomes
+from gateway.vocab.outcomes import Issue, OperationOutcomeError
 
-MODES = ("default", "claimed", "off")
+MODES = ("default", "cn", "claimed", "off")
 
 
 class WriteCheck:
@@ -34,27 +42,17 @@ class WriteCheck:
         self.mode = mode
         self.strict = strict
         self.core = core
-        from gateway.validation import DEFAULT_PROFILES, ProfileRegistry, Validator
+        from gateway.validation import CN_PROFILES, DEFAULT_PROFILES, ProfileRegistry, Validator
 
         # Built whatever the mode: $validate and the terminology operations use it too.
         registry = ProfileRegistry.load(profiles_dir)
-        defaults = DEFAULT_PROFILES if mode != "claimed" else ()
+        defaults = {"default": DEFAULT_PROFILES, "cn": CN_PROFILES}.get(mode, ())
         self.validator = Validator(registry, default_profiles=defaults, strict=strict)
 
     @property
     def config(self) -> tuple[str, bool, Path | None, bool]:
         """What a worker process needs to build the same check."""
         return self.mode, self.strict, self.validator.registry.profiles_dir, self.core
-
-    def _applies(self, resource: dict[str, Any]) -> bool:
-        v = self.validator
-        if self.mode == "off":
-            return False
-        if self.core or v.profiles_for(resource):
-            return True
-        claims = (resource.get("meta") or {}).get("profile") or []
-        known = v.registry.structure_definition
-        return any(isinstance(c, str) and (self.strict or known(c)) for c in claims)
 
     def check(self, resource: Any, expected: str | None = None, where: str = "") -> None:
         try:
@@ -65,20 +63,18 @@ class WriteCheck:
             ) from None
 
     def _check(self, resource: Any, expected: str | None, where: str) -> None:
-        validate_resource(resource, expected, where)
-        if not self._applies(resource):
-            return
-        from gateway.validation import has_errors
-
-        issues = self.validator.validate(resource)
-        if has_errors(issues):
-            raise OperationOutcomeError(
-                [_issue(i, resource["resourceType"], where) for i in issues], 422
-            )
+        rtype = check_envelope(resource, expected, where)
+        issues = self.validator.validate(
+            resource, profiled=self.mode != "off", core_rules=self.core
+        )
+        errors = [i for i in issues if i.is_error]
+        if errors:
+            status = 400 if any(i.structural for i in errors) else 422
+            raise OperationOutcomeError([_issue(i, rtype, where) for i in issues], status)
 
 
 def _issue(vi: Any, rtype: str, where: str) -> Issue:
-    """A profile-validator issue, its location re-rooted under a bundle entry if need be."""
+    """A validator issue, its location re-rooted under a bundle entry if need be."""
     rendered = vi.to_json()
     expression = vi.expression
     if where and expression and (expression == rtype or expression.startswith(rtype + ".")):

@@ -10,10 +10,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.fhir import json_io, outcomes
-from gateway.fhir.context import RequestContext
-from gateway.fhir.outcomes import OperationOutcomeError
 from gateway.fhir.request import FhirRequest, FhirResponse
+from gateway.vocab import json_io, outcomes
+from gateway.vocab.context import RequestContext
+from gateway.vocab.outcomes import OperationOutcomeError
 
 log = logging.getLogger("gateway.http")
 

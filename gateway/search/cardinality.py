@@ -11,20 +11,17 @@ database scans one range instead of intersecting two large sets. Anything not pr
 
 from __future__ import annotations
 
-import gzip
 from functools import cache
-
-import orjson
 
 from gateway.search.paths import Field, OfType, ResolveIs, WhereEq, parse_steps
 from gateway.search.registry import split_for_type
-from gateway.validation.build_core import SHIPPED
+from gateway.vocab.definitions import load_shipped
 
 
 @cache
 def _elements() -> dict[str, tuple[str, list[str]]]:
     """element path → (max, type codes), for every core resource and data type."""
-    core = orjson.loads(gzip.decompress(SHIPPED.read_bytes()))
+    core = load_shipped()
     out: dict[str, tuple[str, list[str]]] = {}
     for sd in core["structureDefinitions"]:
         if sd.get("derivation") == "constraint":

@@ -28,7 +28,7 @@ from gateway.search.registry import (
     split_for_type,
     split_union,
 )
-from gateway.search.rows import (
+from gateway.store.rows import (
     DateRow,
     IndexRows,
     NumberRow,

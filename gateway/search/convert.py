@@ -35,16 +35,6 @@ from typing import Any
 
 from gateway.search.paths import TYPE2PARENT
 from gateway.search.registry import SearchParameter
-from gateway.search.rows import (
-    DateRow,
-    IndexRows,
-    NumberRow,
-    QuantityRow,
-    ReferenceRow,
-    StringRow,
-    TokenRow,
-    UriRow,
-)
 from gateway.search.values import (
     ISO4217_SYSTEM,
     canonical_quantity,
@@ -53,6 +43,16 @@ from gateway.search.values import (
     number_range,
     number_text,
     parse_reference,
+)
+from gateway.store.rows import (
+    DateRow,
+    IndexRows,
+    NumberRow,
+    QuantityRow,
+    ReferenceRow,
+    StringRow,
+    TokenRow,
+    UriRow,
 )
 
 Emit = Callable[[Any, IndexRows], None]

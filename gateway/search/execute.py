@@ -24,13 +24,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from gateway.fhir.search_request import SearchRequest
 from gateway.search.include import run_includes
 from gateway.search.paging import beyond, decode_cursor, encode_cursor, order_by, sort_keys
+from gateway.search.sql import SearchSql
 from gateway.store.model import Stored
 from gateway.store.repository import Repository
-from gateway.store.search_sql import SearchSql
 from gateway.store.tables import resources
+from gateway.vocab.search_model import SearchRequest
 
 DEFAULT_TOTAL_LIMIT = 10_000
 

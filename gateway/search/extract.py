@@ -41,8 +41,8 @@ from gateway.search.registry import (
     SearchParamRegistry,
     split_for_type,
 )
-from gateway.search.rows import IndexRows
 from gateway.search.values import reference_type
+from gateway.store.rows import IndexRows
 
 log = logging.getLogger(__name__)
 

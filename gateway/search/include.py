@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select, tuple_
 
-from gateway.fhir.search_request import Include
 from gateway.store.model import Stored
 from gateway.store.repository import Repository
 from gateway.store.tables import idx_reference, resources
+from gateway.vocab.search_model import Include
 
 R = resources.c
 REF = idx_reference.c

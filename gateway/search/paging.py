@@ -22,10 +22,10 @@ from typing import Any
 import orjson
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 
-from gateway.fhir import outcomes
-from gateway.fhir.params import MAX_BIGINT
-from gateway.fhir.search_request import SearchRequest, SortKey
 from gateway.store.tables import INDEX_TABLES, resources
+from gateway.vocab import outcomes
+from gateway.vocab.params import MAX_BIGINT
+from gateway.vocab.search_model import SearchRequest, SortKey
 
 R = resources.c
 Key = tuple[Any, bool]  # (SQL expression, descending)

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from gateway.fhir import outcomes
 from gateway.search.composite import component_code
 from gateway.search.paths import compile_linear, walk
 from gateway.search.registry import SearchParameter, split_for_type
-from gateway.search.rows import IndexRows, NumberRow
+from gateway.store.rows import IndexRows, NumberRow
+from gateway.vocab import outcomes
 
 POSITION_TYPE = "Location.position"
 KM_PER_DEGREE = 6371.0088 * math.pi / 180  # mean Earth radius (IUGG)

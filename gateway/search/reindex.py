@@ -21,6 +21,7 @@ from gateway.search.registry import SearchParamRegistry
 from gateway.store.bulk import insert_rows
 from gateway.store.engine import WRITE, create_engine
 from gateway.store.index_rows import COLUMNS, table_rows
+from gateway.store.migrate import upgrade
 from gateway.store.tables import INDEX_TABLES, resources
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -90,3 +91,16 @@ def reindex(database_url: str, progress: Progress | None = None) -> int:
     from gateway.settings import Settings
 
     return asyncio.run(reindex_async(database_url, progress, Settings().profiles_dir))
+
+
+def migrate(database_url: str, revision: str = "head") -> int | None:
+    """`gateway migrate`: bring the schema to `revision` and, when the upgrade crossed a
+    revision that changes what is indexed, reindex every resource; returns how many were
+    reindexed (None: no reindex was needed). Runs its own event loops: call from sync code."""
+    if not upgrade(database_url, revision):
+        return None
+    return reindex(database_url)
+
+
+async def migrate_async(database_url: str, revision: str = "head") -> int | None:
+    return await asyncio.to_thread(migrate, database_url, revision)

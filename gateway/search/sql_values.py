@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, true
 
-from gateway.fhir import outcomes
-from gateway.fhir.search_request import ESCAPED_PIPE, Clause
-from gateway.fhir.search_values import date_range, number_range, split_prefix
+from gateway.search.query_values import date_range, number_range, split_prefix
 from gateway.search.values import UCUM_SYSTEM, parse_reference, ucum_table
+from gateway.vocab import outcomes
+from gateway.vocab.search_model import ESCAPED_PIPE, Clause
 
 
 def unescaped(value: str) -> str:

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from gateway.fhir import json_io
+from gateway.vocab import json_io
 
 ELEMENTS_FILE = Path(__file__).resolve().parent / "data" / "elements.json"
 SUBSETTED = {

@@ -7,10 +7,10 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
-from gateway.search import rows as row_types
-from gateway.search.rows import IndexRows
-from gateway.store import clock
+from gateway.store import rows as row_types
+from gateway.store.rows import IndexRows
 from gateway.store.tables import TIME_MAX, TIME_MIN
+from gateway.vocab import clock
 
 _ROW_CLASSES = {
     "token": row_types.TokenRow,

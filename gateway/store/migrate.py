@@ -27,18 +27,16 @@ def alembic_config(database_url: str) -> Config:
 REINDEX_AFTER = ("0002", "0004")
 
 
-def upgrade(database_url: str, revision: str = "head") -> int | None:
-    """Bring the database to `revision`, reindexing when the upgrade crosses one of
-    REINDEX_AFTER on an existing database; returns how many resources were reindexed (None:
-    no reindex). Runs its own event loops: call from sync code."""
+def upgrade(database_url: str, revision: str = "head") -> bool:
+    """Bring the database to `revision`; True when the upgrade crossed one of REINDEX_AFTER on
+    an existing database, so its index rows must be rebuilt (gateway.search.reindex.migrate
+    does both: index rows are the search layer's to compute). Runs its own event loops."""
     before = current_revision(database_url)
     command.upgrade(alembic_config(database_url), revision)
     after = current_revision(database_url)
-    if before is None or after is None or not any(before < r <= after for r in REINDEX_AFTER):
-        return None
-    from gateway.search.reindex import reindex
-
-    return reindex(database_url)
+    if before is None or after is None:
+        return False
+    return any(before < r <= after for r in REINDEX_AFTER)
 
 
 def current_revision(database_url: str) -> str | None:
@@ -56,7 +54,3 @@ def current_revision(database_url: str) -> str | None:
             await engine.dispose()
 
     return asyncio.run(read())
-
-
-async def upgrade_async(database_url: str, revision: str = "head") -> int | None:
-    return await asyncio.to_thread(upgrade, database_url, revision)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from gateway.store import clock
+from gateway.vocab import clock
 
 
 @dataclass(frozen=True, slots=True)

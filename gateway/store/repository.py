@@ -18,13 +18,12 @@ from sqlalchemy import and_, bindparam, delete, func, or_, select, text, true, t
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.fhir import json_io, outcomes
-from gateway.fhir.context import RequestContext
-from gateway.store import clock
 from gateway.store.bulk import insert_rows
 from gateway.store.index_rows import COLUMNS, changed_kinds, table_rows
 from gateway.store.model import Event, Stored, Write
 from gateway.store.tables import INDEX_TABLES, history, outbox, resources
+from gateway.vocab import clock, json_io, outcomes
+from gateway.vocab.context import RequestContext
 
 if TYPE_CHECKING:
     from gateway.store.store import Store

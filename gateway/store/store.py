@@ -7,10 +7,10 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.fhir.context import RequestContext
-from gateway.search.rows import IndexRows
 from gateway.store.model import Event
 from gateway.store.repository import Repository, WriteHook
+from gateway.store.rows import IndexRows
+from gateway.vocab.context import RequestContext
 
 
 class Extractor(Protocol):

@@ -31,10 +31,16 @@ from gateway.validation.terminology_ops import (
     lookup_code,
     validate_code,
 )
-from gateway.validation.validator import DEFAULT_PROFILES, DefaultProfile, Validator
+from gateway.validation.validator import (
+    CN_PROFILES,
+    DEFAULT_PROFILES,
+    DefaultProfile,
+    Validator,
+)
 
 __all__ = [
     "CANONICAL_BASE",
+    "CN_PROFILES",
     "DEFAULT_PROFILES",
     "PACKAGE_NAME",
     "PACKAGE_VERSION",

@@ -19,8 +19,7 @@ from typing import Any
 import orjson
 
 from gateway.validation.locations import CORE_FILES, corpora_dir
-
-SHIPPED = Path(__file__).resolve().parent / "data" / "r4-core.json.gz"
+from gateway.vocab.definitions import SHIPPED
 
 _DROP_TOP = {"text", "mapping", "differential", "contact", "description", "purpose", "copyright"}
 _DROP_ELEMENT = {"definition", "comment", "requirements", "mapping", "alias", "example"}
@@ -81,10 +80,6 @@ def build(definitions: Path) -> bytes:
     terms.sort(key=lambda r: (r["resourceType"], r["url"]))
     doc = {"structureDefinitions": sds, "terminology": terms}
     return gzip.compress(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), 9, mtime=0)
-
-
-def load_shipped() -> dict[str, list[dict[str, Any]]]:
-    return orjson.loads(gzip.decompress(SHIPPED.read_bytes()))
 
 
 def main() -> int:

@@ -74,10 +74,15 @@ class ElementNode:
     children: dict[str, ElementNode] = field(default_factory=dict)
     content_ref: str | None = None
     max_length: int | None = None
+    # The base definition's cardinality (ElementDefinition.base): breaking it is a structural
+    # error of R4 itself; breaking only a profile's narrower cardinality is a profile error.
+    base_min: int = 0
+    base_max: int | None = None
     # json key -> (child, TypeRef); filled by finish()
     keys: dict[str, tuple[ElementNode, TypeRef]] = field(default_factory=dict)
     # invariants worth evaluating on a primitive value (all but ele-1); filled by finish()
     value_invariants: tuple[Invariant, ...] = ()
+    invariant_keys: frozenset[str] = frozenset()  # filled by finish()
 
     def type_for(self, code: str) -> TypeRef | None:
         return next((t for t in self.types if t.code == code), None)
@@ -85,6 +90,7 @@ class ElementNode:
     def finish(self) -> None:
         """Index the JSON keys of the children."""
         self.value_invariants = tuple(i for i in self.invariants if i.key != "ele-1")
+        self.invariant_keys = frozenset(i.key for i in self.invariants)
         self.keys = {}
         for child in self.children.values():
             for t in child.types:
@@ -139,8 +145,14 @@ def make_node(element: dict[str, Any], source: str) -> ElementNode:
     path = element["path"]
     last = path.rsplit(".", 1)[-1]
     choice = last.endswith("[x]")
-    base_max = element.get("base", {}).get("max", element.get("max", "1"))
+    base = element.get("base", {})
+    base_max = base.get("max", element.get("max", "1"))
     binding = element.get("binding")
+    types = _types(element)
+    if base.get("path") == "Resource.id":
+        # A resource's logical id is an `id` (resource.html), though the R4 snapshots type it
+        # as a plain string: 1 to 64 of [A-Za-z0-9-.], as the reference validator checks.
+        types = (TypeRef.of("id"),)
     return ElementNode(
         id=element.get("id", path),
         path=path,
@@ -148,7 +160,7 @@ def make_node(element: dict[str, Any], source: str) -> ElementNode:
         min=int(element.get("min", 0)),
         max=_max(element.get("max", "*")),
         array=base_max != "1" and "." in path,
-        types=_types(element),
+        types=types,
         choice=choice,
         fixed=_prefixed(element, "fixed"),
         pattern=_prefixed(element, "pattern"),
@@ -160,6 +172,8 @@ def make_node(element: dict[str, Any], source: str) -> ElementNode:
         slice_name=element.get("sliceName"),
         content_ref=element.get("contentReference"),
         max_length=element.get("maxLength"),
+        base_min=int(base.get("min", element.get("min", 0))),
+        base_max=_max(base_max),
     )
 
 

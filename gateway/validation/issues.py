@@ -23,6 +23,9 @@ class Issue:
     text_en: str
     expression: str
     source: str | None = None  # profile or constraint the issue comes from
+    # Breaks R4 itself (JSON form, unknown element, primitive format, the base cardinality):
+    # a write answers 400; everything else (rules, profiles) is 422.
+    structural: bool = False
 
     @classmethod
     def make(
@@ -31,10 +34,12 @@ class Issue:
         expression: str,
         severity: str = "error",
         source: str | None = None,
+        *,
+        structural: bool = False,
         **fields: Any,
     ) -> Issue:
         issue_type, zh, en = render(message_id, **fields)
-        return cls(severity, message_id, issue_type, zh, en, expression, source)
+        return cls(severity, message_id, issue_type, zh, en, expression, source, structural)
 
     @property
     def is_error(self) -> bool:

@@ -84,6 +84,22 @@ MESSAGES: dict[str, Message] = {
         "数组中的 null 必须与 '_' 扩展数组对应",
         "A null in an array must be matched by an entry in the '_' array",
     ),
+    "VAL-1017": Message(
+        "structure",
+        "null 不是值（去掉该属性）；null 只能在数组中与 '_' 扩展数组对应",
+        "null is not a value (leave the property out); null only pads arrays aligned with "
+        "their '_' array",
+    ),
+    "VAL-1018": Message(
+        "structure",
+        "'{name}' 与 '_{name}' 的条目数必须相同",
+        "'{name}' and '_{name}' must have the same number of items",
+    ),
+    "VAL-1019": Message(
+        "value",
+        "字符串不得包含制表符、回车、换行以外的控制字符",
+        "Control characters other than tab, CR and LF are not allowed in strings",
+    ),
     # fixed and pattern values
     "VAL-1020": Message(
         "value", "值必须等于固定值 {expected}", "Value must be the fixed value {expected}"
@@ -177,8 +193,28 @@ MESSAGES: dict[str, Message] = {
     "VAL-1074": Message(
         "business-rule", "无法识别的修饰扩展 {url}", "Modifier extension {url} is not understood"
     ),
+    # national identifiers (gateway/validation/national_ids.py)
+    "VAL-1090": Message(
+        "value",
+        "居民身份证号码格式或 GB 11643 校验码错误",
+        "The resident ID number fails its format or GB 11643 check character",
+    ),
+    "VAL-1091": Message(
+        "value",
+        "统一社会信用代码格式或 GB 32100 校验码错误",
+        "The unified social credit code fails its format or GB 32100 check character",
+    ),
+    "VAL-1092": Message(
+        "business-rule",
+        "居民身份证号码中的出生日期与 birthDate {birth_date} 不一致",
+        "The birth date in the resident ID number disagrees with birthDate {birth_date}",
+    ),
+    "VAL-1093": Message(
+        "business-rule",
+        "居民身份证号码的性别位与 gender {gender} 不一致",
+        "The sex digit of the resident ID number disagrees with gender {gender}",
+    ),
     # operation level
-    "VAL-1080": Message("structure", "R4B 模型校验：{detail}", "R4B model check: {detail}"),
     "VAL-1081": Message(
         "required", "update 模式下资源必须有 id", "A resource must have an id in update mode"
     ),

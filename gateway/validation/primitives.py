@@ -24,6 +24,10 @@ _DT_RE = re.compile(
     r"(Z|[+-]\d{2}:\d{2})?)?)?)?$"
 )
 _TIME_RE = re.compile(r"^(\d{2}):(\d{2}):(\d{2})(\.\d+)?$")
+# datatypes.html: strings SHALL NOT contain characters below 32 other than tab, CR and LF.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# Fractional seconds: the reference validator takes at most 9 digits (nanoseconds).
+_MAX_FRACTION = 9
 _PATTERNS = {
     "code": re.compile(r"^[^\s]+( [^\s]+)*$"),
     "id": re.compile(r"^[A-Za-z0-9\-.]{1,64}$"),
@@ -65,7 +69,9 @@ def check_temporal(type_code: str, value: str) -> Problem:
     m = _DT_RE.match(value)
     if not m:
         return _bad(type_code, value)
-    year, month, day, hour, minute, second, _frac, tz = m.groups()
+    year, month, day, hour, minute, second, frac, tz = m.groups()
+    if frac is not None and len(frac) - 1 > _MAX_FRACTION:
+        return _bad(type_code, value)
     if year == "0000" or (month and not 1 <= int(month) <= 12):
         return "VAL-1008", {"value": value}
     if day and not 1 <= int(day) <= calendar.monthrange(int(year), int(month))[1]:
@@ -86,7 +92,7 @@ def check_temporal(type_code: str, value: str) -> Problem:
 
 def _check_time(value: str) -> Problem:
     m = _TIME_RE.match(value)
-    if not m:
+    if not m or (m.group(4) is not None and len(m.group(4)) - 1 > _MAX_FRACTION):
         return _bad("time", value)
     if int(m.group(1)) > 23 or int(m.group(2)) > 59 or int(m.group(3)) > 60:
         return "VAL-1008", {"value": value}
@@ -145,6 +151,8 @@ def check(type_code: str, value: Any) -> Problem:
         return "VAL-1011", {}
     if len(value) > MAX_STRING:
         return "VAL-1015", {"length": len(value), "max": MAX_STRING}
+    if _CONTROL.search(value):
+        return "VAL-1019", {}
     special = _STRING_CHECKS.get(type_code)
     if special is not None:
         return special(value)

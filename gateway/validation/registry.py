@@ -17,7 +17,6 @@ from typing import Any
 
 import orjson
 
-from gateway.validation.build_core import load_shipped
 from gateway.validation.locations import (
     CANONICAL_BASE,
     CORE_FILES,
@@ -25,6 +24,7 @@ from gateway.validation.locations import (
 )
 from gateway.validation.snapshot import generate_snapshot, generation_order
 from gateway.validation.terminology import Terminology, strip_version
+from gateway.vocab.definitions import load_shipped
 
 log = logging.getLogger(__name__)
 CORE_SD = "http://hl7.org/fhir/StructureDefinition/"

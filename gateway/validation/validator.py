@@ -67,14 +67,10 @@ class DefaultProfile:
     when: Callable[[dict[str, Any]], bool] | None = None
 
 
-# People and institutions always; the other domain resources when they carry our marker
-# (category code or extension), so a CarePlan that is not a contract is not held to the
-# contract profile.
+# Our domain resources, held to their profile when they carry our marker (category code or
+# extension): a CarePlan that is not a contract is not held to the contract profile. Standard
+# FHIR from anyone else is judged by the R4 core definitions and the profiles it claims.
 DEFAULT_PROFILES: tuple[DefaultProfile, ...] = (
-    DefaultProfile("Patient", _SD + "cn-patient"),
-    DefaultProfile("Organization", _SD + "cn-organization"),
-    DefaultProfile("Practitioner", _SD + "cn-practitioner"),
-    DefaultProfile("PractitionerRole", _SD + "cn-practitioner-role"),
     DefaultProfile(
         "CareTeam", _SD + "cn-family-doctor-team", _has_code("category", "family-doctor-team")
     ),
@@ -113,6 +109,16 @@ DEFAULT_PROFILES: tuple[DefaultProfile, ...] = (
     ),
 )
 
+# A region whose data is all Chinese may hold every person and institution to the CN profiles
+# as well (GATEWAY_PROFILE_VALIDATION=cn).
+CN_PROFILES: tuple[DefaultProfile, ...] = (
+    DefaultProfile("Patient", _SD + "cn-patient"),
+    DefaultProfile("Organization", _SD + "cn-organization"),
+    DefaultProfile("Practitioner", _SD + "cn-practitioner"),
+    DefaultProfile("PractitionerRole", _SD + "cn-practitioner-role"),
+    *DEFAULT_PROFILES,
+)
+
 
 class Validator:
     def __init__(
@@ -120,13 +126,11 @@ class Validator:
         registry: ProfileRegistry,
         default_profiles: Sequence[DefaultProfile] = DEFAULT_PROFILES,
         strict: bool = False,
-        check_models: bool = False,
     ) -> None:
         self.registry = registry
         self.trees = TreeCache(registry)
         self.default_profiles = tuple(default_profiles)
         self.strict = strict
-        self.check_models = check_models
 
     # ---- public ----
     def validate(
@@ -135,25 +139,29 @@ class Validator:
         profiles: Sequence[str] | None = None,
         mode: str | None = None,
         strict: bool | None = None,
+        *,
+        profiled: bool = True,
+        core_rules: bool = True,
     ) -> list[Issue]:
-        """Every issue found; errors first. `mode`: create | update | delete (FHIR $validate)."""
+        """Every issue found; errors first. `mode`: create | update | delete (FHIR $validate).
+
+        profiled=False ignores the profiles a resource claims and our default ones (structure
+        and core rules only); core_rules=False walks the core definitions for structure only
+        (JSON form, elements, primitives, cardinality) wherever no profile applies."""
         strict = self.strict if strict is None else strict
         if mode == "delete":
             return []
         issues: list[Issue] = []
         if not isinstance(resource, dict):
-            return [Issue.make("VAL-1000", "", detail="not a JSON object")]
+            return [Issue.make("VAL-1000", "", structural=True, detail="not a JSON object")]
         rtype = resource.get("resourceType")
         if not isinstance(rtype, str) or not self.registry.is_resource_type(rtype):
-            return [Issue.make("VAL-1012", "resourceType", type=rtype)]
+            return [Issue.make("VAL-1012", "resourceType", structural=True, type=rtype)]
         if mode == "update" and not resource.get("id"):
             issues.append(Issue.make("VAL-1081", f"{rtype}.id"))
         env = {"resource": resource, "rootResource": resource, "fullUrls": _full_urls(resource)}
-        self._one(resource, rtype, env, issues, list(profiles or ()), strict, defaults=True)
-        if self.check_models:
-            from gateway.validation.models import model_issues
-
-            issues.extend(model_issues(resource))
+        walk = _Walk(list(profiles or ()), strict, profiled, core_rules)
+        self._one(resource, rtype, env, issues, walk, defaults=True)
         return sort_issues(_dedupe(issues))
 
     def outcome(self, issues: list[Issue]) -> dict[str, Any]:
@@ -175,23 +183,25 @@ class Validator:
         path: str,
         env: dict,
         issues: list[Issue],
-        explicit: list[str],
-        strict: bool,
+        walk: _Walk,
         defaults: bool,
     ) -> None:
         def nested(value: dict, where: str, outer: dict) -> None:
-            self._nested(value, where, outer, issues, strict)
+            self._nested(value, where, outer, issues, walk)
 
-        walker = Walker(self.trees, issues, nested)
-        for tree in self._trees_for(resource, path, issues, explicit, strict, defaults):
+        trees, profiled = self._trees_for(resource, path, issues, walk, defaults)
+        walker = Walker(self.trees, issues, nested, rules=profiled or walk.core_rules)
+        for tree in trees:
             walker.resource(tree, resource, path, env)
 
     def _nested(
-        self, value: dict, path: str, outer: dict, issues: list[Issue], strict: bool
+        self, value: dict, path: str, outer: dict, issues: list[Issue], walk: _Walk
     ) -> None:
         rtype = value.get("resourceType")
         if not isinstance(rtype, str) or not self.registry.is_resource_type(rtype):
-            issues.append(Issue.make("VAL-1012", f"{path}.resourceType", type=rtype))
+            issues.append(
+                Issue.make("VAL-1012", f"{path}.resourceType", structural=True, type=rtype)
+            )
             return
         contained = path.rsplit(".", 1)[-1].startswith("contained")
         env = {
@@ -199,27 +209,29 @@ class Validator:
             "rootResource": outer["rootResource"] if contained else value,
             "fullUrls": {**outer["fullUrls"], **_full_urls(value)},
         }
-        self._one(value, path, env, issues, [], strict, defaults=not contained)
+        inner = _Walk([], walk.strict, walk.profiled, walk.core_rules)
+        self._one(value, path, env, issues, inner, defaults=not contained)
 
     def _trees_for(
         self,
         resource: dict,
         path: str,
         issues: list[Issue],
-        explicit: list[str],
-        strict: bool,
+        walk: _Walk,
         defaults: bool,
-    ) -> list:
+    ) -> tuple[list, bool]:
+        """The trees to walk, and whether they are profiles (else the core definition)."""
         rtype = resource["resourceType"]
+        strict = walk.strict
         meta = resource.get("meta")
-        claimed = meta.get("profile") if isinstance(meta, dict) else None
+        claimed = meta.get("profile") if isinstance(meta, dict) and walk.profiled else None
         if not isinstance(claimed, list):  # a wrong JSON shape is the walk's to report
             claimed = []
-        wanted: list[tuple[str, str]] = [(u, path) for u in explicit]
+        wanted: list[tuple[str, str]] = [(u, path) for u in walk.explicit]
         wanted += [
             (u, f"{path}.meta.profile[{i}]") for i, u in enumerate(claimed) if isinstance(u, str)
         ]
-        if defaults:
+        if defaults and walk.profiled:
             wanted += [(u, path) for u in self.profiles_for(resource)]
         trees, seen = [], set()
         for url, where in wanted:
@@ -237,10 +249,20 @@ class Validator:
                 )
             else:
                 trees.append(tree)
-        if not trees:
-            core = self.trees.type_root(rtype)
-            trees = [core] if core is not None else []
-        return trees
+        if trees:
+            return trees, True
+        core = self.trees.type_root(rtype)
+        return ([core] if core is not None else []), False
+
+
+@dataclass(frozen=True, slots=True)
+class _Walk:
+    """What one validate() call asks for, passed down to nested resources."""
+
+    explicit: list[str]  # profiles asked for by the caller ($validate's profile)
+    strict: bool
+    profiled: bool
+    core_rules: bool
 
 
 def _full_urls(resource: dict[str, Any]) -> dict[str, str]:

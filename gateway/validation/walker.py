@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gateway.validation import primitives
+from gateway.validation import national_ids, primitives
 from gateway.validation.checks import (
     binding_problem,
     equals_fixed,
@@ -28,19 +28,33 @@ _ANY_RESOURCE = ("Resource", "DomainResource")
 
 
 class Walker:
-    def __init__(self, trees: TreeCache, issues: list[Issue], nested: NestedHook) -> None:
+    def __init__(
+        self, trees: TreeCache, issues: list[Issue], nested: NestedHook, rules: bool = True
+    ) -> None:
         self.trees = trees
         self.registry = trees.registry
         self.issues = issues
         self.nested = nested  # validates an inline resource (contained, Bundle entry…)
+        # False: structure only (JSON form, elements, primitives, cardinality); no fixed or
+        # pattern values, bindings, reference targets or invariants.
+        self.rules = rules
 
     def issue(self, message_id: str, path: str, severity: str = "error", **fields: Any) -> None:
         self.issues.append(Issue.make(message_id, path, severity, **fields))
 
+    def broken(self, message_id: str, path: str, **fields: Any) -> None:
+        """An error against R4 itself (see Issue.structural)."""
+        self.issues.append(Issue.make(message_id, path, structural=True, **fields))
+
     # ---- entry point ----
     def resource(self, root: ElementNode, resource: dict[str, Any], path: str, env: dict) -> None:
         self._contents(root, resource, path, env, is_resource=True)
-        self._invariants(root.invariants, resource, root.path, path, env)
+        if self.rules:
+            self._invariants(root.invariants, resource, root.path, path, env)
+            for message_id, where, fields in national_ids.person_problems(
+                resource, path, root.invariant_keys
+            ):
+                self.issue(message_id, where, **fields)
 
     # ---- object contents ----
     def _contents(
@@ -60,7 +74,10 @@ class Walker:
             base = key[1:] if underscore else key
             hit = keys.get(base)
             if hit is None or (underscore and not hit[1].primitive):
-                self.issue("VAL-1001", f"{path}.{key}", name=key)
+                self.broken("VAL-1001", f"{path}.{key}", name=key)
+                continue
+            if v is None:  # json.html: null only pads arrays, never stands for a value
+                self.broken("VAL-1017", f"{path}.{base}")
                 continue
             by_key = present.get(hit[0].name)
             if by_key is None:
@@ -73,9 +90,7 @@ class Walker:
             entry = present.get(name)
             if entry is None:
                 if child.min > 0:
-                    self.issue(
-                        "VAL-1002", f"{path}.{child.name}", name=child.name, min=child.min, count=0
-                    )
+                    self._cardinality("VAL-1002", child, f"{path}.{child.name}", 0)
                 for s in child.slices:
                     if s.min > 0:
                         self.issue(
@@ -90,7 +105,7 @@ class Walker:
 
     def _element(self, child: ElementNode, entry: dict, path: str, env: dict) -> None:
         if len(entry) > 1:
-            self.issue(
+            self.broken(
                 "VAL-1013",
                 f"{path}.{child.name}",
                 name=child.name + "[x]",
@@ -98,32 +113,53 @@ class Walker:
             )
         items: list[Item] = []
         for key, (tref, v, ext) in entry.items():
-            items.extend(self._items(child, tref, v, ext, f"{path}.{key}"))
+            # A choice value is located as the reference validator writes it:
+            # Observation.value.ofType(Quantity), not the JSON name valueQuantity.
+            kpath = f"{path}.{child.name}.ofType({tref.code})" if child.choice else f"{path}.{key}"
+            items.extend(self._items(child, tref, v, ext, kpath))
         count = len(items)
         where = f"{path}.{child.name}"
         if count < child.min:
-            self.issue("VAL-1002", where, name=child.name, min=child.min, count=count)
+            self._cardinality("VAL-1002", child, where, count)
         if child.max is not None and count > child.max:
-            self.issue("VAL-1003", where, name=child.name, max=child.max, count=count)
+            self._cardinality("VAL-1003", child, where, count)
         if child.slices:
             self._sliced(child, items, where, env)
         else:
             for tref, v, ext, ipath in items:
                 self._item(child, tref, v, ext, ipath, env)
 
+    def _cardinality(self, message_id: str, child: ElementNode, where: str, count: int) -> None:
+        """Too few or too many: structural when the base definition's cardinality is broken,
+        a profile error when only the profile's narrower one is."""
+        if message_id == "VAL-1002":
+            fields: dict[str, Any] = {"min": child.min}
+            base_broken = count < child.base_min
+        else:
+            fields = {"max": child.max}
+            base_broken = child.base_max is not None and count > child.base_max
+        self.issues.append(
+            Issue.make(
+                message_id, where, structural=base_broken, name=child.name, count=count, **fields
+            )
+        )
+
     def _items(self, child: ElementNode, tref: TypeRef, v: Any, ext: Any, kpath: str) -> list[Item]:
         if not child.array:
             if isinstance(v, list) or isinstance(ext, list):
-                self.issue("VAL-1005", kpath, name=child.name)
+                self.broken("VAL-1005", kpath, name=child.name)
                 return []
             return [(tref, v, ext, kpath)]
         values, exts = self._as_list(v, kpath, child), self._as_list(ext, kpath, child)
+        if values and exts and len(values) != len(exts):
+            # json.html: the two arrays are aligned, null padding the shorter side
+            self.broken("VAL-1018", kpath, name=kpath.rsplit(".", 1)[-1])
         out: list[Item] = []
         for i in range(max(len(values), len(exts))):
             val = values[i] if i < len(values) else None
             ex = exts[i] if i < len(exts) else None
             if val is None and ex is None:
-                self.issue("VAL-1016", f"{kpath}[{i}]")
+                self.broken("VAL-1016", f"{kpath}[{i}]")
                 continue
             out.append((tref, val, ex, f"{kpath}[{i}]"))
         return out
@@ -132,10 +168,10 @@ class Walker:
         if v is None:
             return []
         if not isinstance(v, list):
-            self.issue("VAL-1004", kpath, name=child.name)
+            self.broken("VAL-1004", kpath, name=child.name)
             return [v]
         if not v:
-            self.issue("VAL-1011", kpath)
+            self.broken("VAL-1011", kpath)
         return v
 
     def _sliced(self, child: ElementNode, items: list[Item], where: str, env: dict) -> None:
@@ -166,25 +202,32 @@ class Walker:
             self._primitive(node, tref, v, ext, path, env)
             return
         if tref.code in _ANY_RESOURCE or self.registry.is_resource_type(tref.code):
-            if not isinstance(v, dict) or not isinstance(v.get("resourceType"), str):
-                self.issue(
-                    "VAL-1006", path, type="Resource", expected="JSON object with resourceType"
-                )
+            if not isinstance(v, dict):
+                self.broken("VAL-1006", path, type="Resource", expected="JSON object")
+            elif not isinstance(v.get("resourceType"), str):
+                # json.html: every resource, contained ones too, names its type
+                self.broken("VAL-1012", f"{path}.resourceType", type=v.get("resourceType"))
             else:
                 self.nested(v, path, env)
             return
         if not isinstance(v, dict):
-            self.issue("VAL-1006", path, type=tref.code, expected="JSON object")
+            self.broken("VAL-1006", path, type=tref.code, expected="JSON object")
             return
         if not v:
-            self.issue("VAL-1011", path)
+            self.broken("VAL-1011", path)
             return
-        self._value_rules(node, tref, v, path)
-        if tref.code == "Reference":
-            self._reference(tref, v, path, env)
+        if self.rules:
+            self._value_rules(node, tref, v, path)
+            if tref.code == "Reference":
+                self._reference(tref, v, path, env)
+            elif tref.code == "Identifier":
+                problem = national_ids.identifier_problem(v, node.invariant_keys)
+                if problem:
+                    self.issue(problem[0], f"{path}.value", **problem[1])
         owner, invariants, type_path = self._owner(node, tref, v, path)
         self._contents(owner, v, path, env)
-        self._invariants(invariants, v, type_path, path, env)
+        if self.rules:
+            self._invariants(invariants, v, type_path, path, env)
 
     def _primitive(
         self, node: ElementNode, tref: TypeRef, v: Any, ext: Any, path: str, env: dict
@@ -192,21 +235,21 @@ class Walker:
         if v is not None:
             problem = primitives.check(tref.code, v)
             if problem:
-                self.issue(problem[0], path, **problem[1])
-            else:
+                self.broken(problem[0], path, **problem[1])
+            elif self.rules:
                 self._value_rules(node, tref, v, path)
                 if node.max_length and isinstance(v, str) and len(v) > node.max_length:
                     self.issue("VAL-1015", path, length=len(v), max=node.max_length)
         if ext is not None:
             if not isinstance(ext, dict):
-                self.issue("VAL-1006", path, type="Element", expected="JSON object")
+                self.broken("VAL-1006", path, type="Element", expected="JSON object")
             elif not ext:
-                self.issue("VAL-1011", path)
+                self.broken("VAL-1011", path)
             else:
                 element = self.trees.type_root("Element")
                 if element is not None:
                     self._contents(element, ext, path, env)
-        if node.value_invariants and v is not None:
+        if self.rules and node.value_invariants and v is not None:
             self._invariants(node.value_invariants, v, node.path, path, env)
 
     def _value_rules(self, node: ElementNode, tref: TypeRef, v: Any, path: str) -> None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.fhir.outcomes import OperationOutcomeError
 from gateway.fhir.responses import parse_etag, parse_etags, parse_if_match, tags_match
+from gateway.vocab.outcomes import OperationOutcomeError
 
 from ._helpers import all_versions, assert_outcome, create, patient
 

@@ -29,7 +29,7 @@ async def _outbox_count(core) -> int:
 
 async def test_writes_and_outbox_commit_together(client, core, app_relay_paused):
     pid = (await client.post("/Patient", json=PATIENT)).json()["id"]
-    await client.put(f"/Patient/{pid}", json={**PATIENT, "id": pid, "gender": "female"})
+    await client.put(f"/Patient/{pid}", json={**PATIENT, "id": pid, "gender": "unknown"})
     await client.delete(f"/Patient/{pid}")
     assert await _outbox_count(core) == 3
     # A failing transaction writes nothing, outbox included.

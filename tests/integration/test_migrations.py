@@ -43,12 +43,13 @@ async def test_migrated_schema_matches_the_declared_tables(database_url):
 
 
 async def test_migrations_downgrade_and_upgrade_again(tmp_path):
-    from gateway.store.migrate import alembic_config, upgrade_async
+    from gateway.search.reindex import migrate_async
+    from gateway.store.migrate import alembic_config
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'roundtrip.db'}"
-    await upgrade_async(url)
+    await migrate_async(url)
     await asyncio.to_thread(command.downgrade, alembic_config(url), "base")
-    await upgrade_async(url)
+    await migrate_async(url)
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
@@ -82,12 +83,13 @@ async def test_postgresql_keeps_correlated_token_statistics(database_url):
 async def test_upgrading_across_an_index_revision_reindexes(tmp_path):
     """A database that held resources before migration 0004 gets its composite rows at once:
     a later partial update would otherwise rewrite only some index tables."""
-    from gateway.store.migrate import alembic_config, upgrade_async
+    from gateway.search.reindex import migrate_async
+    from gateway.store.migrate import alembic_config
     from tests.conftest import running_app
     from tests.search.conftest import store
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
-    assert await upgrade_async(url) is None  # a new database: nothing to reindex
+    assert await migrate_async(url) is None  # a new database: nothing to reindex
     bp = {
         "resourceType": "Observation",
         "id": "bp",
@@ -113,11 +115,11 @@ async def test_upgrading_across_an_index_revision_reindexes(tmp_path):
                 await conn.execute(text(f"DELETE FROM {table} WHERE param LIKE '%$%'"))
         async with engine.connect() as conn:
             live = (await conn.execute(text("SELECT count(*) FROM resources"))).scalar()
-        assert live and await upgrade_async(url) == live  # every resource, the BP one included
+        assert live and await migrate_async(url) == live  # every resource, the BP one included
         async with engine.connect() as conn:
             assert (await conn.execute(text(sql))).scalar() == 2
             grouped = await conn.execute(text(sql + " AND grp IS NOT NULL"))
             assert grouped.scalar() == 2
-        assert await upgrade_async(url) is None  # already at head: no second reindex
+        assert await migrate_async(url) is None  # already at head: no second reindex
     finally:
         await engine.dispose()

@@ -38,7 +38,27 @@ def test_every_extension_is_used_by_an_example(registry):
     assert not unused
 
 
-def test_default_profiles_pick_the_domain_resources(validator):
+_PEOPLE = {"Patient", "Organization", "Practitioner", "PractitionerRole"}
+
+
+def test_default_profiles_pick_the_domain_resources_by_their_marks(validator):
+    """Default mode: our domain resources carrying our marks get their profile; people and
+    institutions only when they claim ours (standard FHIR from anyone is accepted)."""
     for path in _EXAMPLES:
         resource = read_json(path)
-        assert validator.profiles_for(resource) == resource["meta"]["profile"][:1], path.name
+        want = [] if resource["resourceType"] in _PEOPLE else resource["meta"]["profile"][:1]
+        assert validator.profiles_for(resource) == want, path.name
+        unmarked = {"resourceType": resource["resourceType"]}
+        assert validator.profiles_for(unmarked) == [], path.name
+
+
+def test_cn_mode_holds_every_person_and_institution_to_the_cn_profiles(registry):
+    from gateway.validation import CN_PROFILES, Validator
+
+    cn = Validator(registry, default_profiles=CN_PROFILES)
+    for path in _EXAMPLES:
+        resource = read_json(path)
+        assert cn.profiles_for(resource) == resource["meta"]["profile"][:1], path.name
+        if resource["resourceType"] in _PEOPLE:
+            bare = {"resourceType": resource["resourceType"]}
+            assert cn.profiles_for(bare) == resource["meta"]["profile"][:1], path.name

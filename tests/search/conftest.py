@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sqlalchemy import event
 
-from gateway.fhir.context import RequestContext
 from gateway.store.model import Write
+from gateway.vocab.context import RequestContext
 from tests.conftest import truncate_all
 
 HEADERS = {"content-type": "application/fhir+json"}

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from gateway.fhir import outcomes
 from gateway.fhir.router import Call
 from gateway.store.model import Stored
 from gateway.store.repository import Repository
+from gateway.vocab import outcomes
 
 
 def condition(call: Call, interaction: str) -> str:

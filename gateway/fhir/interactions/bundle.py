@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from gateway.fhir import outcomes
 from gateway.fhir.bundle_links import UnresolvedLink, path_to, rewrite_links
 from gateway.fhir.bundles import Entry, assemble
 from gateway.fhir.interactions.bundle_items import (
@@ -23,11 +22,12 @@ from gateway.fhir.interactions.bundle_items import (
     with_outcomes,
 )
 from gateway.fhir.interactions.transaction import transaction
-from gateway.fhir.outcomes import OperationOutcomeError
 from gateway.fhir.parse import parse_json
 from gateway.fhir.request import FhirResponse
 from gateway.fhir.responses import prefer_return
 from gateway.fhir.router import Call
+from gateway.vocab import outcomes
+from gateway.vocab.outcomes import OperationOutcomeError
 
 log = logging.getLogger(__name__)
 

@@ -7,15 +7,14 @@ from typing import Any
 
 import orjson
 
-from gateway.fhir import outcomes
 from gateway.fhir.bundles import Entry
-from gateway.fhir.outcomes import Issue, OperationOutcomeError
 from gateway.fhir.parse import is_resource_type
 from gateway.fhir.request import FhirRequest, FhirResponse
 from gateway.fhir.responses import REASONS
 from gateway.fhir.router import Call, _is_id
-from gateway.store import clock
 from gateway.store.model import Stored
+from gateway.vocab import clock, outcomes
+from gateway.vocab.outcomes import Issue, OperationOutcomeError
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 ENTRY_HEADERS = {

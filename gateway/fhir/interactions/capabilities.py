@@ -27,14 +27,13 @@ import orjson
 
 from gateway import __version__
 from gateway.fhir.operations import Operation
-from gateway.fhir.parse import model_class
 from gateway.fhir.request import FhirResponse
 from gateway.fhir.router import Call
-from gateway.fhir.search_request import SPECIAL
 from gateway.search.composite import served_components
 from gateway.search.position import is_position
 from gateway.search.registry import BASE_TYPES
-from gateway.store import clock
+from gateway.search.request import SPECIAL
+from gateway.vocab import clock
 
 # Route interactions that are type-level in the CapabilityStatement's vocabulary.
 _TYPE_INTERACTIONS = (
@@ -218,4 +217,4 @@ async def capabilities(call: Call) -> FhirResponse:
     return FhirResponse(200, statement_json(call.core, call.req.base_url))
 
 
-__all__ = ["capabilities", "capability_statement", "model_class", "statement_json"]
+__all__ = ["capabilities", "capability_statement", "statement_json"]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from gateway.fhir import outcomes
 from gateway.fhir.request import FhirResponse
 from gateway.fhir.responses import new_id, read_response, resource_body, write_response
 from gateway.fhir.router import Call
 from gateway.store.model import Write
+from gateway.vocab import outcomes
 
 
 async def create(call: Call) -> FhirResponse:

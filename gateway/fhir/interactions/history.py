@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from gateway.fhir import outcomes
 from gateway.fhir.bundles import Entry, assemble
-from gateway.fhir.params import MAX_BIGINT, parse_count, parse_instant, parse_int
 from gateway.fhir.request import FhirResponse
 from gateway.fhir.responses import REASONS
 from gateway.fhir.router import Call
-from gateway.fhir.search_values import date_range, split_prefix
+from gateway.search.query_values import date_range, split_prefix
 from gateway.store.model import Stored
+from gateway.vocab import outcomes
+from gateway.vocab.params import MAX_BIGINT, parse_count, parse_instant, parse_int
 
 
 def _entry(base: str, st: Stored) -> Entry:

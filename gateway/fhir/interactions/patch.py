@@ -7,13 +7,13 @@ from typing import Any
 
 import jsonpatch
 
-from gateway.fhir import json_io, outcomes
 from gateway.fhir.interactions._conditional import condition, single_match
 from gateway.fhir.parse import parse_json
 from gateway.fhir.request import FhirResponse
 from gateway.fhir.responses import parse_if_match, write_response
 from gateway.fhir.router import Call
 from gateway.store.model import Stored, Write
+from gateway.vocab import json_io, outcomes
 
 
 def _operations(call: Call) -> list[dict[str, Any]]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from gateway.fhir import outcomes
-from gateway.fhir.params import MAX_BIGINT, is_uint
 from gateway.fhir.request import FhirRequest, FhirResponse
 from gateway.fhir.responses import read_response, tags_match
 from gateway.fhir.router import Call
 from gateway.search.subset import subset
-from gateway.store import clock
 from gateway.store.model import Stored
+from gateway.vocab import clock, outcomes
+from gateway.vocab.params import MAX_BIGINT, is_uint
 
 
 def _not_modified(req: FhirRequest, stored: Stored) -> bool:

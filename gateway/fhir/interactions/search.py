@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Collection
 from urllib.parse import parse_qsl, urlencode
 
-from gateway.fhir import outcomes
 from gateway.fhir.bundles import Entry, assemble
-from gateway.fhir.outcomes import outcome_json
 from gateway.fhir.parse import is_resource_type
 from gateway.fhir.request import FhirRequest, FhirResponse
 from gateway.fhir.router import Call
-from gateway.fhir.search_request import SearchRequest
 from gateway.search.execute import SearchPage
 from gateway.search.subset import subset
 from gateway.store.model import Stored
+from gateway.vocab import outcomes
+from gateway.vocab.outcomes import outcome_json
+from gateway.vocab.search_model import SearchRequest
 
 PAGING = ("_cursor", "_offset")
 

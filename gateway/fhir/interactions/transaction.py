@@ -17,7 +17,6 @@ POST and PUT entries are written in one bulk write.
 
 from __future__ import annotations
 
-from gateway.fhir import outcomes
 from gateway.fhir.bundle_links import UnresolvedLink, path_to, placeholders_of, rewrite_links
 from gateway.fhir.bundles import Entry, assemble
 from gateway.fhir.interactions.bundle_items import (
@@ -30,13 +29,14 @@ from gateway.fhir.interactions.bundle_items import (
     sub_request,
     with_outcomes,
 )
-from gateway.fhir.outcomes import OperationOutcomeError
 from gateway.fhir.parse import is_resource_type
 from gateway.fhir.request import FhirResponse
 from gateway.fhir.responses import new_id, parse_if_match, prefer_return
 from gateway.fhir.router import Call
 from gateway.store.model import Write
 from gateway.store.repository import Repository
+from gateway.vocab import outcomes
+from gateway.vocab.outcomes import OperationOutcomeError
 
 _NO_CONTENT = {"response": {"status": "204 No Content"}}
 

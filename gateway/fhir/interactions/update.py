@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.fhir import outcomes
 from gateway.fhir.interactions._conditional import condition, single_match
 from gateway.fhir.request import FhirResponse
 from gateway.fhir.responses import new_id, parse_if_match, resource_body, write_response
 from gateway.fhir.router import Call
 from gateway.store.model import Write
+from gateway.vocab import outcomes
 
 
 def _check_body_id(resource: dict[str, Any], res_id: str, where: str) -> None:

@@ -13,18 +13,18 @@ import asyncio
 from typing import Any
 from urllib.parse import urlencode
 
-from gateway.fhir import outcomes
 from gateway.fhir.bundles import Entry, assemble
 from gateway.fhir.operations import Operation
 from gateway.fhir.operations.params import operation_params
-from gateway.fhir.params import MAX_BIGINT, is_uint
 from gateway.fhir.parse import is_resource_type
 from gateway.fhir.request import FhirResponse
 from gateway.fhir.router import Call
-from gateway.fhir.search_values import date_range
 from gateway.search.compartment import everything_keys, in_care_period
 from gateway.search.paging import beyond, decode_cursor, encode_cursor, order_by
+from gateway.search.query_values import date_range
 from gateway.store.tables import resources
+from gateway.vocab import outcomes
+from gateway.vocab.params import MAX_BIGINT, is_uint
 
 DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.fhir import outcomes
 from gateway.fhir.parse import parse_json
 from gateway.fhir.request import FhirRequest
+from gateway.vocab import outcomes
 
 
 def operation_params(req: FhirRequest) -> dict[str, Any]:

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gateway.fhir import outcomes
 from gateway.fhir.operations import Operation
 from gateway.fhir.operations.params import operation_params
-from gateway.fhir.params import parse_int
 from gateway.fhir.request import FhirResponse
 from gateway.fhir.router import Call
+from gateway.vocab import outcomes
+from gateway.vocab.params import parse_int
 
 
 def _registry(call: Call) -> Any:

@@ -6,13 +6,11 @@ profile validator: core definitions, claimed profiles, and our CN domain profile
 
 from __future__ import annotations
 
-from typing import Any
-
-from gateway.fhir import outcomes
 from gateway.fhir.operations import Operation
-from gateway.fhir.parse import parse_json, validate_resource
+from gateway.fhir.parse import parse_json
 from gateway.fhir.request import FhirResponse
 from gateway.fhir.router import Call
+from gateway.vocab import outcomes
 
 
 async def validate(call: Call) -> FhirResponse:
@@ -39,28 +37,7 @@ async def validate(call: Call) -> FhirResponse:
         req.param("profile"),
         req.param("mode"),
     )
-    return FhirResponse(200, _with_structure(outcome, body, call, req.param("mode")))
-
-
-def _with_structure(outcome: dict, body: Any, call: Call, mode: str | None) -> dict:
-    """What a write would also refuse (the models' structure check, JSON types, control
-    characters, ids): $validate answers as the write path would."""
-    from gateway.validation.operations import parse_validate_body
-
-    request = parse_validate_body(body, call.res_type, None, mode)
-    resource = getattr(request, "resource", None)
-    if not isinstance(resource, dict) or getattr(request, "mode", None) == "delete":
-        return outcome
-    try:
-        validate_resource(resource, call.res_type)
-    except outcomes.OperationOutcomeError as err:
-        issues = outcome.get("issue", [])
-        seen = {e for i in issues if i.get("severity") == "error" for e in i.get("expression", [])}
-        extra = [i.to_json() for i in err.issues if not seen.intersection(i.expression)]
-        if extra:
-            kept = [i for i in issues if i.get("severity") != "information"]
-            return {**outcome, "issue": extra + kept}
-    return outcome
+    return FhirResponse(200, outcome)
 
 
 def _has_resource(body: object) -> bool:

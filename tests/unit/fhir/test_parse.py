@@ -1,11 +1,24 @@
-"""Structural validation: pydantic errors become issues located by FHIRPath."""
+"""Structure: the R4 definitions judge every resource; errors are located by FHIRPath."""
 
 from __future__ import annotations
 
+from functools import cache
+
 import pytest
 
-from gateway.fhir.outcomes import OperationOutcomeError
-from gateway.fhir.parse import fhirpath_of, parse_json, served_types, validate_resource
+from gateway.fhir.parse import check_envelope, fhirpath_of, is_resource_type, parse_json
+from gateway.fhir.write_check import WriteCheck
+from gateway.vocab.definitions import r4_resource_types
+from gateway.vocab.outcomes import OperationOutcomeError
+
+
+@cache
+def _structure_check() -> WriteCheck:
+    return WriteCheck("off", core=False)  # structure only: no profiles, no core rules
+
+
+def validate_resource(resource, expected=None, where=""):
+    _structure_check().check(resource, expected, where)
 
 
 def test_fhirpath_of_locations():
@@ -24,9 +37,12 @@ def test_fhirpath_of_locations():
             {"resourceType": "Encounter", "status": "finished", "class": {"code": 1}},
             "Encounter.class.code",
         ),
-        # The models coerce these; FHIR JSON requires the JSON type (json.html §2.6.2).
+        # Model libraries coerce these; FHIR JSON requires the JSON type (json.html §2.6.2).
         ({"resourceType": "Patient", "active": "true"}, "Patient.active"),
-        ({"resourceType": "Patient", "multipleBirthInteger": "2"}, "Patient.multipleBirthInteger"),
+        (
+            {"resourceType": "Patient", "multipleBirthInteger": "2"},
+            "Patient.multipleBirth.ofType(integer)",
+        ),
         (
             {
                 "resourceType": "Observation",
@@ -34,7 +50,7 @@ def test_fhirpath_of_locations():
                 "code": {"text": "x"},
                 "valueQuantity": {"value": "1.5"},
             },
-            "Observation.valueQuantity.value",
+            "Observation.value.ofType(Quantity).value",
         ),
         ({"resourceType": "Patient", "gender": 1}, "Patient.gender"),
         (
@@ -65,7 +81,7 @@ def test_fhirpath_of_locations():
         # values of one choice element are located at the choice element.
         (
             {"resourceType": "Patient", "_gender": {"extension": [{"url": "u", "valueString": 1}]}},
-            "Patient.gender.extension[0].valueString",
+            "Patient.gender.extension[0].value.ofType(string)",
         ),
         (
             {"resourceType": "Patient", "name": [{"_given": [{"id": 5}]}]},
@@ -117,12 +133,16 @@ def test_malformed_json_and_non_objects():
         validate_resource({"resourceType": "Nope"})
 
 
-def test_served_types_are_r4_types_with_models():
-    types = served_types()
+def test_every_r4_type_is_served_and_only_r4_types():
+    types = r4_resource_types()
+    assert len(types) == 146  # R4 4.0.1 resourcelist.html
     assert {"Patient", "CarePlan", "CareTeam", "ServiceRequest", "Task", "Bundle"} <= set(types)
-    assert "MedicinalProduct" not in types  # R4-only, no R4B model
-    assert "SubscriptionTopic" not in types  # R4B-only, not R4
+    # The R4 types R4B dropped are served too.
+    for t in ("MedicinalProduct", "SubstanceSpecification", "EffectEvidenceSynthesis"):
+        assert is_resource_type(t)
+    assert not is_resource_type("SubscriptionTopic")  # R4B-only, not R4
     assert "Resource" not in types and "DomainResource" not in types
+    assert check_envelope({"resourceType": "RiskEvidenceSynthesis"}) == "RiskEvidenceSynthesis"
 
 
 def test_primitive_arrays_and_their_extensions_align():
@@ -140,7 +160,7 @@ def test_parsed_numbers_keep_their_text_through_copies_and_pickles():
     import copy
     import pickle
 
-    from gateway.fhir import json_io
+    from gateway.vocab import json_io
 
     doc = parse_json(
         b'{"resourceType":"Basic","n":[0.0000001,1.50,123456789012345678901234567890]}'

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from gateway.fhir.core import ROUTES
-from gateway.fhir.outcomes import OperationOutcomeError
 from gateway.fhir.request import FhirRequest
 from gateway.fhir.router import Router
+from gateway.vocab.outcomes import OperationOutcomeError
 
 router = Router(dict(ROUTES), {})
 
@@ -40,7 +40,7 @@ def test_routes(method, url, interaction, args):
     "method, url, status",
     [
         ("GET", "Pateint/1", 404),  # unknown type
-        ("GET", "MedicinalProduct/1", 404),  # R4 type without an R4B model: not served
+        ("GET", "SubscriptionTopic/1", 404),  # an R4B type, not R4: unknown here
         ("GET", "Patient/1/2", 404),  # not a FHIR path
         ("GET", "Patient/" + "x" * 65, 400),  # ids are at most 64 characters
         ("GET", "Patient/a_b", 400),  # '_' is not an id character

@@ -5,7 +5,7 @@ from __future__ import annotations
 from gateway.search.composite import component_types, served_components
 from gateway.search.extract import IndexExtractor
 from gateway.search.registry import SearchParamRegistry
-from gateway.search.rows import QuantityRow, TokenRow
+from gateway.store.rows import QuantityRow, TokenRow
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"

@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from gateway.fhir.outcomes import OperationOutcomeError
 from gateway.search.extract import IndexExtractor
 from gateway.search.position import DEFAULT_KM, KM_PER_DEGREE, Near, parse_near
-from gateway.search.rows import NumberRow
+from gateway.store.rows import NumberRow
+from gateway.vocab.outcomes import OperationOutcomeError
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -18,7 +18,7 @@ import pytest
 from gateway.search.build_definitions import DATA_FILE, build, dumps
 from gateway.search.extract import IndexExtractor
 from gateway.search.registry import SearchParamRegistry, split_for_type
-from gateway.search.rows import IndexRows
+from gateway.store.rows import IndexRows
 
 pytestmark = pytest.mark.corpus
 

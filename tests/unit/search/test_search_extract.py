@@ -9,7 +9,7 @@ import pytest
 
 from gateway.search.extract import IndexExtractor
 from gateway.search.registry import SearchParamRegistry
-from gateway.search.rows import IndexRows
+from gateway.store.rows import IndexRows
 
 UCUM = "http://unitsofmeasure.org"
 

@@ -193,8 +193,8 @@ def test_care_date_parameters_are_date_parameters_of_compartment_types():
 
 
 def test_a_chain_no_target_accepts_names_every_target():
-    from gateway.fhir.outcomes import OperationOutcomeError
-    from gateway.fhir.search_request import parse_search
+    from gateway.search.request import parse_search
+    from gateway.vocab.outcomes import OperationOutcomeError
 
     with pytest.raises(OperationOutcomeError) as err:
         parse_search(SearchParamRegistry.load(), "Observation", [("subject.bogus", "1")])

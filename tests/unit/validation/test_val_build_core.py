@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from gateway.validation.build_core import SHIPPED, build, load_shipped
+from gateway.validation.build_core import build
+from gateway.vocab.definitions import SHIPPED, load_shipped
 
 
 def test_shipped_core_is_up_to_date(core_dir):
     assert SHIPPED.read_bytes() == build(core_dir), (
-        "gateway/validation/data/r4-core.json.gz is stale: python -m gateway.validation.build_core"
+        "gateway/vocab/data/r4-core.json.gz is stale: python -m gateway.validation.build_core"
     )
 
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import re
 
-from gateway.fhir import outcomes
 from gateway.search import values
-from gateway.store import clock
+from gateway.vocab import clock, outcomes
 
 _PREFIX = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb|ap)(?=[-+0-9.])")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from gateway.fhir import outcomes
+from gateway.vocab import outcomes
 
 _INT64 = (-(2**63), 2**64 - 1)  # what orjson writes natively (it also takes unsigned 64-bit)
 

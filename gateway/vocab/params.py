@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from gateway.fhir import outcomes
-from gateway.store import clock
+from gateway.vocab import clock, outcomes
 
 
 def parse_instant(value: str, name: str) -> int:

@@ -32,13 +32,13 @@ from sqlalchemy import (
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BooleanClauseList
 
-from gateway.fhir import outcomes
-from gateway.fhir.search_request import Clause, SearchRequest
 from gateway.search.cardinality import one_date_row
 from gateway.search.composite import component_code
 from gateway.search.position import KM_PER_DEGREE, parse_near
 from gateway.search.sql_values import ValueConditions, unescaped
 from gateway.store.tables import INDEX_TABLES, idx_number, idx_reference, resources
+from gateway.vocab import outcomes
+from gateway.vocab.search_model import Clause, SearchRequest
 
 Normaliser = Callable[[str], str]
 
