@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -29,6 +30,10 @@ class Settings(BaseSettings):
     # Searches count their matches for Bundle.total up to this many (beyond: no total unless
     # _total=accurate or _total=estimate is asked for).
     search_total_limit: int = 10_000
+    # Unknown or unsupported search parameters: "lenient" ignores them (a warning in the
+    # Bundle's outcome entry; R4 search.html: servers SHOULD), "strict" answers 400. A client
+    # chooses per request with `Prefer: handling=strict|lenient`.
+    search_handling: Literal["lenient", "strict"] = "lenient"
     # Where our profiles, SearchParameters and policy packs live.
     profiles_dir: Path = PROJECT_ROOT / "profiles"
     db_pool_size: int = 10

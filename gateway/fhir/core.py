@@ -25,7 +25,7 @@ from gateway.fhir.validation_pool import ValidationPool
 from gateway.fhir.write_check import WriteCheck
 from gateway.search.execute import SearchPage, run_search
 from gateway.search.paging import order_by, sort_keys
-from gateway.search.request import parse_search
+from gateway.search.request import LENIENT, STRICT, parse_search
 from gateway.search.sql import SearchSql
 from gateway.settings import Settings
 from gateway.store.model import Stored
@@ -92,20 +92,22 @@ class FhirCore:
         self,
         res_type: str | None,
         query: list[tuple[str, str]],
-        lenient: bool = False,
+        handling: str = STRICT,
         types: list[str] | None = None,
     ) -> SearchRequest:
+        """A query parsed against the registry; `handling` as gateway.search.request says
+        (conditional operations stay strict: an ignored parameter would widen their match)."""
         s = self.settings
         sr = parse_search(
             self.registry,
             res_type,
             query,
-            lenient=lenient,
+            handling=handling,
             default_count=s.default_page_size,
             max_count=s.max_page_size,
             types=types,
         )
-        if lenient:
+        if handling == LENIENT:
             self.search_sql.sift(sr)
         return sr
 

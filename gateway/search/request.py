@@ -1,7 +1,12 @@
 """Query string → typed SearchRequest, checked against the SearchParameter registry.
 
-Unknown parameters and malformed values are 400s (or, with Prefer: handling=lenient, ignored
-and reported). Result parameters (_count, _sort, _include, …) are separated from filters.
+What a search cannot use (R4 search.html, "Handling Errors"), by `handling`:
+- STRICT (`Prefer: handling=strict`): unknown parameters and malformed values are 400s;
+- IGNORE_UNKNOWN (the default): unknown or unsupported parameters are ignored, each reported
+  as a warning in the Bundle's outcome entry and left out of the self link ("servers SHOULD
+  ignore unknown or unsupported parameters"); a malformed value of a known one is still a 400;
+- LENIENT (`Prefer: handling=lenient`): malformed values are ignored and reported too.
+Result parameters (_count, _sort, _include, …) are separated from filters.
 Chains (``subject:Patient.name=张``, several levels) and reverse chains
 (``_has:Observation:patient:code=…``) become nested clauses, resolved per target type here so
 the SQL builder never consults the registry.
@@ -60,28 +65,35 @@ MAX_SORT_KEYS = 10
 MAX_COMPOSITE_VALUES = 200
 
 
+STRICT, IGNORE_UNKNOWN, LENIENT = "strict", "ignore-unknown", "lenient"
+HANDLINGS = (STRICT, IGNORE_UNKNOWN, LENIENT)
+_UNKNOWN_CODES = ("GW-1300", "GW-1309")  # an unknown parameter, an unsupported value of one
+
+
 class _Unknown(Exception):
     def __init__(self, text: str):
         self.text = text
 
 
 class SearchParser:
-    def __init__(self, registry: Any, res_type: str | None, types: list[str], lenient: bool):
+    def __init__(self, registry: Any, res_type: str | None, types: list[str], handling: str):
         self.registry = registry
         self.res_type = res_type
         self.types = types
-        self.lenient = lenient
+        self.handling = handling
         self.pos: int | None = None  # the query parameter being parsed
 
     def fail(self, sr: SearchRequest, raw: str, text: str, gw: str = "GW-1300") -> None:
+        unknown = gw in _UNKNOWN_CODES
+        ignore = self.handling == LENIENT or (self.handling == IGNORE_UNKNOWN and unknown)
         issue = Issue(
-            "not-supported" if gw in ("GW-1300", "GW-1309") else "invalid",
+            "not-supported" if unknown else "invalid",
             text,
             gw,
-            severity="warning" if self.lenient else "error",
+            severity="warning" if ignore else "error",
             expression=(raw,),
         )
-        if not self.lenient:
+        if not ignore:
             raise outcomes.OperationOutcomeError([issue], 400)
         sr.warnings.append(issue)
         if self.pos is not None:
@@ -251,13 +263,13 @@ def parse_search(
     res_type: str | None,
     query: list[tuple[str, str]],
     *,
-    lenient: bool = False,
+    handling: str = STRICT,
     default_count: int = 20,
     max_count: int = 1000,
     types: list[str] | None = None,
 ) -> SearchRequest:
     sr = SearchRequest(res_type, count=default_count, types=list(types or []))
-    parser = SearchParser(registry, res_type, sr.types, lenient)
+    parser = SearchParser(registry, res_type, sr.types, handling)
     n_values = n_filters = 0
     for pos, (raw_name, value) in enumerate(query):
         parser.pos = pos

@@ -12,8 +12,8 @@ SYS = "http://example.org/fhir/sid/mrn"  # a plain local identifier system
 
 
 def patient(value: str | None = None, **extra: Any) -> dict[str, Any]:
-    """A Patient that also satisfies the gateway's default CN Patient profile (name, gender and
-    birthDate are required there), so these tests exercise the REST core, not the profile."""
+    """A plain standard Patient (it would also meet the CN Patient profile, which requires name,
+    gender and birthDate), so these tests exercise the REST core whatever the profile mode."""
     res: dict[str, Any] = {
         "resourceType": "Patient",
         "name": [{"text": "测试患者"}],

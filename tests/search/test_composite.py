@@ -117,7 +117,7 @@ async def test_composite_search(reader, query, expected):
     ],
 )
 async def test_bad_composite_values_are_400(reader, query, code):
-    r = await reader.get(f"Observation?{query}")
+    r = await reader.get(f"Observation?{query}", headers={"Prefer": "handling=strict"})
     assert r.status_code == 400, r.text
     issue = r.json()["issue"][0]
     assert issue["details"]["coding"][0]["code"] == code

@@ -190,11 +190,25 @@ async def test_system_search_several_types(reader):
     ],
 )
 async def test_bad_requests(reader, url, code):
-    r = await reader.get(url)
+    r = await reader.get(url, headers={"Prefer": "handling=strict"})
     assert r.status_code == 400, r.text
     issue = r.json()["issue"][0]
     assert issue["details"]["coding"][0]["code"] == code
     assert issue["expression"]
+    # Without a preference: an unknown or unsupported parameter is ignored and reported (R4
+    # search.html: servers SHOULD ignore them); a malformed value of a known one is a 400.
+    default = await reader.get(url)
+    if code not in ("GW-1300", "GW-1309"):
+        assert default.status_code == 400, default.text
+        return
+    assert default.status_code == 200, default.text
+    bundle = default.json()
+    outcome = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
+    assert [i["details"]["coding"][0]["code"] for i in outcome[0]["issue"]] == [code]
+    assert outcome[0]["issue"][0]["severity"] == "warning"
+    name = url.split("?", 1)[1].split("=", 1)[0]
+    self_link = next(link["url"] for link in bundle["link"] if link["relation"] == "self")
+    assert name.split(":")[0].split(".")[0] not in self_link.split("?", 1)[-1]
 
 
 async def test_lenient_handling_reports_unknown_parameter(reader):

@@ -10,6 +10,7 @@ from gateway.fhir.parse import is_resource_type
 from gateway.fhir.request import FhirRequest, FhirResponse
 from gateway.fhir.router import Call
 from gateway.search.execute import SearchPage
+from gateway.search.request import IGNORE_UNKNOWN, LENIENT, STRICT
 from gateway.search.subset import subset
 from gateway.store.model import Stored
 from gateway.vocab import outcomes
@@ -19,8 +20,15 @@ from gateway.vocab.search_model import SearchRequest
 PAGING = ("_cursor", "_offset")
 
 
-def _lenient(req: FhirRequest) -> bool:
-    return "handling=lenient" in (req.header("prefer") or "").replace(" ", "")
+def handling(req: FhirRequest, default: str) -> str:
+    """`Prefer: handling=strict|lenient` (R4 search.html), else the server's default: unknown
+    parameters ignored (GATEWAY_SEARCH_HANDLING=lenient) or refused (strict)."""
+    prefer = (req.header("prefer") or "").replace(" ", "")
+    for part in prefer.split(","):
+        for pref in part.split(";"):
+            if pref in ("handling=strict", "handling=lenient"):
+                return STRICT if pref == "handling=strict" else LENIENT
+    return STRICT if default == "strict" else IGNORE_UNKNOWN
 
 
 FORM = "application/x-www-form-urlencoded"
@@ -84,7 +92,8 @@ async def _search(
     types: list[str] | None = None,
 ) -> FhirResponse:
     req = call.req
-    sr = call.core.parse_search(res_type, query, lenient=_lenient(req), types=types)
+    mode = handling(req, call.core.settings.search_handling)
+    sr = call.core.parse_search(res_type, query, handling=mode, types=types)
     page = await call.core.search(call.repo, sr)
     base = f"{req.base_url}/{path}" if path else req.base_url
     body = assemble(
