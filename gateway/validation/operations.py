@@ -61,7 +61,7 @@ def parse_validate_body(
     """The $validate inputs from a Parameters body or a bare resource (plus query values)."""
     profiles = [profile] if profile else []
     resource = body
-    if isinstance(body, dict) and body.get("resourceType") == "Parameters":
+    if _is_operation_input(body, mode):
         resource = None
         for p in body.get("parameter", []) if isinstance(body.get("parameter"), list) else []:
             name = p.get("name") if isinstance(p, dict) else None
@@ -94,6 +94,24 @@ def parse_validate_body(
         detail = f"resource type {resource.get('resourceType')} does not match {resource_type}"
         return Issue.make("VAL-1083", "resourceType", detail=detail)
     return ValidateRequest(resource, tuple(profiles), None if mode == "profile" else mode)
+
+
+def _is_operation_input(body: Any, mode: str | None) -> bool:
+    """A Parameters body is the operation's input when it carries a `resource` parameter (or
+    asks for mode delete, which needs none); any other Parameters is itself the resource to
+    validate (POST Parameters/$validate with a Parameters resource)."""
+    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+        return False
+    params = body.get("parameter")
+    named = (
+        {p.get("name"): p for p in params if isinstance(p, dict)}
+        if isinstance(params, list)
+        else {}
+    )
+    if "resource" in named:
+        return True
+    wanted = named.get("mode", {})
+    return mode == "delete" or wanted.get("valueCode") == "delete"
 
 
 def run_validate(

@@ -241,3 +241,71 @@ async def test_validate_reports_what_a_write_refuses(client, wang, change, where
     assert r.status_code == 200
     errors = [i for i in r.json()["issue"] if i["severity"] == "error"]
     assert any(where in i.get("expression", []) for i in errors), errors
+
+
+def _errors(outcome: dict) -> list[dict]:
+    return [i for i in outcome["issue"] if i["severity"] in ("error", "fatal")]
+
+
+async def test_system_level_validate(client, wang):
+    """POST /$validate: the resource (bare or in a Parameters) names its own type."""
+    r = await client.post("/$validate", json=wang)
+    assert r.status_code == 200 and not _errors(r.json())
+    bad = {"resourceType": "Observation", "status": "final"}  # code is 1..1
+    params = {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": bad}]}
+    r = await client.post("/$validate", json=params)
+    assert r.status_code == 200
+    assert [e for i in _errors(r.json()) for e in i["expression"]] == ["Observation.code"]
+    metadata = (await client.get("/metadata")).json()
+    assert "validate" in {o["name"] for o in metadata["rest"][0]["operation"]}
+
+
+async def test_a_parameters_resource_is_validated_as_a_resource(client):
+    """A Parameters without a `resource` parameter is the resource to validate, not an
+    operation input that lacks one."""
+    good = {"resourceType": "Parameters", "parameter": [{"name": "a", "valueString": "x"}]}
+    r = await client.post("/Parameters/$validate", json=good)
+    assert r.status_code == 200 and not _errors(r.json()), r.text
+    bad = {"resourceType": "Parameters", "parameter": [{"name": "a", "valueColour": "red"}]}
+    r = await client.post("/Parameters/$validate", json=bad)
+    assert "Parameters.parameter[0].valueColour" in [
+        e for i in _errors(r.json()) for e in i["expression"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("resource", "where"),
+    [
+        # Choice values located as the HL7 validator writes them.
+        (
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "t"},
+                "valueQuantity": {"value": "1"},
+            },
+            "Observation.value.ofType(Quantity).value",
+        ),
+        # At most 9 fractional-second digits.
+        (
+            {"resourceType": "Patient", "meta": {"lastUpdated": "2024-01-01T00:00:00.1234567891Z"}},
+            "Patient.meta.lastUpdated",
+        ),
+        # A bare null in a primitive array (no matching `_given` entry).
+        ({"resourceType": "Patient", "name": [{"given": ["a", None]}]}, "Patient.name[0].given[1]"),
+        # ids are 1 to 64 of [A-Za-z0-9-.]
+        ({"resourceType": "Patient", "id": "x" * 65}, "Patient.id"),
+    ],
+)
+async def test_validate_locates_r4_errors(client, resource, where):
+    r = await client.post(f"/{resource['resourceType']}/$validate", json=resource)
+    assert r.status_code == 200
+    assert where in [e for i in _errors(r.json()) for e in i.get("expression", [])], r.text
+
+
+async def test_null_holes_matched_by_their_extension_are_valid(client):
+    ext = {"extension": [{"url": "http://example.org/x", "valueString": "B"}]}
+    ok = {"resourceType": "Patient", "name": [{"given": ["a", None], "_given": [None, ext]}]}
+    r = await client.post("/Patient/$validate", json=ok)
+    assert not _errors(r.json()), r.text
+    assert (await client.post("/Patient", json=ok)).status_code == 201

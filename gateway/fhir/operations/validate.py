@@ -1,7 +1,8 @@
-"""$validate: [type]/$validate and [type]/[id]/$validate (R4 resource-operation-validate).
+"""$validate: $validate, [type]/$validate and [type]/[id]/$validate (R4
+resource-operation-validate; at system level the resource names its own type).
 
 The answer is always an OperationOutcome with every issue (HTTP 200, even for errors), from the
-profile validator: core definitions, claimed profiles, and our CN domain profiles.
+validator a write uses: the R4 definitions, the claimed profiles, our domain profiles.
 """
 
 from __future__ import annotations
@@ -60,6 +61,6 @@ def _with_resource(parameters: dict, resource: dict) -> dict:
 VALIDATE = Operation(
     "validate",
     validate,
-    frozenset({"type", "instance"}),
+    frozenset({"system", "type", "instance"}),
     definition="http://hl7.org/fhir/OperationDefinition/Resource-validate",
 )

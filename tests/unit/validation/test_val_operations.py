@@ -47,16 +47,21 @@ def test_validate_bare_resource_and_query_profile(validator):
 @pytest.mark.parametrize(
     "body, kwargs",
     [
-        (
-            {"resourceType": "Parameters", "parameter": [{"name": "mode", "valueCode": "create"}]},
-            {},
-        ),
         ({"resourceType": "Patient"}, {"mode": "bogus"}),
         ({"resourceType": "Patient"}, {"resource_type": "Observation"}),
     ],
 )
 def test_bad_validate_requests(body, kwargs):
     assert parse_validate_body(body, **kwargs).message_id == "VAL-1083"
+
+
+def test_a_parameters_without_a_resource_parameter_is_itself_the_resource():
+    body = {"resourceType": "Parameters", "parameter": [{"name": "mode", "valueCode": "create"}]}
+    request = parse_validate_body(body)
+    assert request.resource is body
+    assert parse_validate_body(body, resource_type="Parameters").resource is body
+    given = {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": {}}]}
+    assert parse_validate_body(given).resource == {}  # the operation's input
 
 
 def test_write_checks(validator):
