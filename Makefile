@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run migrate test lint bench clean
+.PHONY: install run migrate test lint bench agreement clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ lint: install
 ## Benchmarks: the gateway on PostgreSQL (GATEWAY_BENCH_POSTGRES_URL) and on SQLite.
 bench: install
 	$(BIN)/python -m gateway.bench $(BENCH_ARGS)
+
+## Agreement with the HL7 reference validator on FHIR/fhir-test-cases (CASES=checkout root).
+agreement: install
+	$(BIN)/python -m gateway.bench.agreement --cases $(CASES) $(AGREEMENT_ARGS)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

@@ -48,4 +48,10 @@ class Settings(BaseSettings):
     core_validation: bool = True
     # Strict: a claimed profile the gateway does not know is an error, not a warning.
     strict_profiles: bool = False
+    # An extension defined nowhere the gateway knows (not ours, not R4 core, not a definition
+    # put in profiles/): "warning" accepts it after checking its structure, "error" refuses it.
+    unknown_extensions: Literal["warning", "error"] = "warning"
+    # HTML tags in string/markdown values (a risk where they are rendered as HTML): reported as
+    # information; true makes them errors (the reference validator's security checks).
+    security_checks: bool = False
     log_level: str = "info"

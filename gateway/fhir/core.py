@@ -74,7 +74,12 @@ class FhirCore:
         self.search_sql = SearchSql(self._normaliser())
         s = self.settings
         self.write_check = WriteCheck(
-            s.profile_validation, s.strict_profiles, s.profiles_dir, s.core_validation
+            s.profile_validation,
+            s.strict_profiles,
+            s.profiles_dir,
+            s.core_validation,
+            s.unknown_extensions,
+            s.security_checks,
         )
         self.validation = ValidationPool(self.write_check, s.validation_workers)
 

@@ -27,7 +27,12 @@ def is_resource_type(rtype: str) -> bool:
     return rtype in _served_set()
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 def parse_json(body: bytes | None) -> Any:
+    if body and body.startswith(_BOM):
+        body = body[len(_BOM) :]  # RFC 8259 §8.1: a parser MAY ignore a byte order mark
     if not body:
         raise outcomes.bad_request("The request body is empty", gw="GW-1014")
     try:

@@ -13,7 +13,10 @@ Which profiles apply (GATEWAY_PROFILE_VALIDATION):
   to the CN profiles (a region whose data is all Chinese);
 - `claimed`: only the claimed profiles;
 - `off`: none (structure and core rules only).
-A claimed profile the gateway does not know is a warning, unless strict mode makes it an error.
+A claimed profile the gateway does not know is a warning, unless strict mode makes it an error;
+so is an extension defined nowhere the gateway knows (outside our namespace and the R4 core
+one, where it is always an error), unless GATEWAY_UNKNOWN_EXTENSIONS=error. HTML tags in
+string and markdown values are reported, as errors with GATEWAY_SECURITY_CHECKS=true.
 Where no profile applies, the R4 core definitions apply, structure only when `core` is off.
 """
 
@@ -36,6 +39,8 @@ class WriteCheck:
         strict: bool = False,
         profiles_dir: Path | None = None,
         core: bool = True,
+        unknown_extensions: str = "warning",
+        security_checks: bool = False,
     ):
         if mode not in MODES:
             raise ValueError(f"profile validation mode must be one of {MODES}, not {mode!r}")
@@ -47,12 +52,26 @@ class WriteCheck:
         # Built whatever the mode: $validate and the terminology operations use it too.
         registry = ProfileRegistry.load(profiles_dir)
         defaults = {"default": DEFAULT_PROFILES, "cn": CN_PROFILES}.get(mode, ())
-        self.validator = Validator(registry, default_profiles=defaults, strict=strict)
+        self.validator = Validator(
+            registry,
+            default_profiles=defaults,
+            strict=strict,
+            unknown_extensions=unknown_extensions,
+            security_checks=security_checks,
+        )
 
     @property
-    def config(self) -> tuple[str, bool, Path | None, bool]:
-        """What a worker process needs to build the same check."""
-        return self.mode, self.strict, self.validator.registry.profiles_dir, self.core
+    def config(self) -> dict[str, Any]:
+        """What a worker process needs to build the same check: WriteCheck(**config)."""
+        v = self.validator
+        return {
+            "mode": self.mode,
+            "strict": self.strict,
+            "profiles_dir": v.registry.profiles_dir,
+            "core": self.core,
+            "unknown_extensions": v.unknown_extensions,
+            "security_checks": v.security_checks,
+        }
 
     def check(self, resource: Any, expected: str | None = None, where: str = "") -> None:
         try:

@@ -83,6 +83,9 @@ class ElementNode:
     # invariants worth evaluating on a primitive value (all but ele-1); filled by finish()
     value_invariants: tuple[Invariant, ...] = ()
     invariant_keys: frozenset[str] = frozenset()  # filled by finish()
+    # A contentReference element's FHIRPath type is the element it refers to
+    # (Parameters.parameter.part is a Parameters.parameter).
+    type_path: str | None = None
 
     def type_for(self, code: str) -> TypeRef | None:
         return next((t for t in self.types if t.code == code), None)
@@ -213,6 +216,7 @@ def _resolve_content_refs(root: ElementNode, by_id: dict[str, ElementNode]) -> N
             target = by_id.get(node.content_ref.split("#", 1)[-1])
             if target is not None:
                 node.children = target.children
+                node.type_path = target.type_path or target.path
                 if not node.types:
                     node.types = (TypeRef.of("BackboneElement"),)
                 node.invariants = node.invariants + tuple(

@@ -186,9 +186,14 @@ MESSAGES: dict[str, Message] = {
         "Extension {url} is not defined in our namespace",
     ),
     "VAL-1073": Message(
-        "informational",
-        "未知扩展 {url}，仅校验其结构",
-        "Unknown extension {url}: only its structure was checked",
+        "structure",
+        "找不到扩展 {url} 的定义，仅校验了其结构",
+        "The extension {url} could not be found: only its structure was checked",
+    ),
+    "VAL-1075": Message(
+        "structure",
+        "扩展 {url} 不是 R4 核心扩展（核心命名空间中没有这个定义）",
+        "The extension {url} is not an R4 core extension (the core namespace has no such one)",
     ),
     "VAL-1074": Message(
         "business-rule", "无法识别的修饰扩展 {url}", "Modifier extension {url} is not understood"
@@ -213,6 +218,67 @@ MESSAGES: dict[str, Message] = {
         "business-rule",
         "居民身份证号码的性别位与 gender {gender} 不一致",
         "The sex digit of the resident ID number disagrees with gender {gender}",
+    ),
+    # bundles (gateway/validation/bundle_rules.py)
+    "VAL-1100": Message(
+        "invalid",
+        "条目有资源 id 时 fullUrl 必须是绝对 URL（而不是 '{url}'）",
+        "The fullUrl must be an absolute URL when the entry's resource has an id (not '{url}')",
+    ),
+    "VAL-1107": Message(
+        "invalid",
+        "fullUrl '{url}' 是 RESTful 地址，必须以资源的类型和 id（{id}）结尾",
+        "The fullUrl '{url}' is a RESTful URL: it must end with the resource's type and id ({id})",
+    ),
+    "VAL-1101": Message(
+        "invalid",
+        "链接关系 '{relation}' 只能出现一次",
+        "The link relation '{relation}' may occur only once",
+    ),
+    "VAL-1102": Message(
+        "invalid",
+        "引用 '{reference}' 在 Bundle 中匹配到 {count} 个条目，无法确定指向哪一个",
+        "The reference '{reference}' matches {count} entries of the bundle: it is ambiguous",
+    ),
+    "VAL-1103": Message(
+        "not-found",
+        "Bundle 中找不到引用 '{reference}' 指定的版本",
+        "No entry of the bundle has the version the reference '{reference}' names",
+    ),
+    "VAL-1104": Message(
+        "required", "检索结果中的资源必须有 id", "A search result (mode match) must have an id"
+    ),
+    "VAL-1105": Message(
+        "invalid",
+        "search.mode 为 outcome 的条目必须是 OperationOutcome，而不是 {type}",
+        "An entry with search mode 'outcome' must be an OperationOutcome, not {type}",
+    ),
+    "VAL-1106": Message(
+        "invalid",
+        "检索结果的类型 {type} 与 self 链接检索的类型 {searched} 不符",
+        "A search match of type {type} in a search of {searched}",
+    ),
+    "VAL-1113": Message(
+        "security",
+        "字符串中含有类似 HTML 标签的内容；未经处理直接显示为 HTML 有安全风险",
+        "The string contains text that looks like HTML tags: a security risk if it is "
+        "rendered as HTML without processing",
+    ),
+    # data-type rules (gateway/validation/datatype_rules.py)
+    "VAL-1110": Message(
+        "value",
+        "Attachment.size 为 {size}，但 data 实际为 {actual} 字节",
+        "Attachment.size is {size} but the data is {actual} bytes",
+    ),
+    "VAL-1111": Message(
+        "value",
+        "Attachment.hash 与 data 的 SHA-1 不符",
+        "Attachment.hash is not the SHA-1 of the data",
+    ),
+    "VAL-1112": Message(
+        "value",
+        "Coding.system 必须是绝对 URI（而不是 '{system}'）",
+        "Coding.system must be an absolute URI (not '{system}')",
     ),
     # operation level
     "VAL-1081": Message(

@@ -159,8 +159,12 @@ def txt_2(value: Any, env: dict[str, Any]) -> bool:
 
 
 def ref_1(value: Any, env: dict[str, Any]) -> bool:
+    """A local reference names a contained resource; `#` alone, from a contained resource,
+    names its container (dom-3 counts it; R4's expression forgot it, R5's says it)."""
     ref = value.get("reference") if isinstance(value, dict) else None
     if not isinstance(ref, str) or not ref.startswith("#"):
+        return True
+    if ref == "#" and env["resource"] is not env["rootResource"]:
         return True
     ids = {
         c.get("id") for c in _values(env["rootResource"].get("contained")) if isinstance(c, dict)
@@ -201,16 +205,22 @@ def compare_moments(a: str, b: str) -> int | None:
     return None  # equal at the common precision only: FHIRPath gives empty
 
 
-def period_ok(start: Any, end: Any) -> bool:
-    order = compare_moments(start, end)
-    return order is None or order <= 0
-
-
 def per_1(value: Any, env: dict[str, Any]) -> bool:
+    """`start <= end`; when the two are equal to their common precision only (a date against
+    a time on that day), FHIRPath's comparison is empty, not true, and an invariant SHALL be
+    true: the reference validator fails it, and so does this."""
     start, end = value.get("start"), value.get("end")
     if not isinstance(start, str) or not isinstance(end, str):
         return True
-    return period_ok(start, end)
+    order = compare_moments(start, end)
+    return order is not None and order <= 0
+
+
+def que_12(value: Any, env: dict[str, Any]) -> bool:
+    """R4 publishes `enableWhen.count() > 2`, but its text, the enableBehavior definition and
+    the later versions say more than one enableWhen needs enableBehavior: the rule as meant."""
+    when = value.get("enableWhen")
+    return not (isinstance(when, list) and len(when) > 1) or "enableBehavior" in value
 
 
 def _quantity_le(low: Any, high: Any) -> bool:
@@ -319,9 +329,12 @@ NATIVE: dict[tuple[str, str], Native] = {
     # fhirpathpy cannot compare Quantities or type-test choice values; native semantics instead
     ("rng-2", "low.empty() or high.empty() or (low <= high)"): rng_2,
     ("que-7", "operator = 'exists' implies (answer is Boolean)"): que_7,
+    ("que-12", "enableWhen.count() > 2 implies enableBehavior.exists()"): que_12,
 }
 
 # Natives whose answer deliberately differs from fhirpathpy's: engine gaps (Quantity
-# comparison, `is` on choice values), and txt-1/txt-2, which R4 gives the same expression
-# `htmlChecks()` although they state two rules (allowed markup; some content): split by key.
-FHIRPATHPY_GAPS = frozenset({"rng-2", "que-7", "txt-1", "txt-2"})
+# comparison, `is` on choice values), txt-1/txt-2, which R4 gives the same expression
+# `htmlChecks()` although they state two rules (allowed markup; some content): split by key,
+# per-1 (an empty comparison is not true), que-12 (the rule as its text states it) and ref-1
+# (`#` from a contained resource names its container, as dom-3 and R5's ref-1 say).
+FHIRPATHPY_GAPS = frozenset({"rng-2", "que-7", "txt-1", "txt-2", "per-1", "que-12", "ref-1"})

@@ -28,6 +28,8 @@ from gateway.vocab.definitions import load_shipped
 
 log = logging.getLogger(__name__)
 CORE_SD = "http://hl7.org/fhir/StructureDefinition/"
+# Our conformance resources, installed into the store at start-up and served like any other.
+LOCAL_TYPES = ("StructureDefinition", "CodeSystem", "ValueSet", "ConceptMap", "OperationDefinition")
 
 
 class RegistryError(RuntimeError):
@@ -124,7 +126,7 @@ class ProfileRegistry:
         return strip_version(url).startswith(self.canonical_base + "/")
 
     def local_resources(self) -> Iterator[dict[str, Any]]:
-        for rtype in ("StructureDefinition", "CodeSystem", "ValueSet", "ConceptMap"):
+        for rtype in LOCAL_TYPES:
             yield from self.local.get(rtype, [])
 
     def find(self, resource_type: str, **params: str) -> list[dict[str, Any]]:
@@ -148,6 +150,8 @@ def load_local(
             res = read_json(path)
             local.setdefault(sub, []).append(res)
             terminology.add(res, local=True)
+    for path in _json_files(folder / "OperationDefinition"):
+        local.setdefault("OperationDefinition", []).append(read_json(path))
     sources = [read_json(p) for p in _json_files(folder / "StructureDefinition")]
     generated = {res["url"]: res for res in map(read_json, _json_files(folder / "generated"))}
     for src in generation_order(sources):

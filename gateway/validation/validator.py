@@ -126,11 +126,24 @@ class Validator:
         registry: ProfileRegistry,
         default_profiles: Sequence[DefaultProfile] = DEFAULT_PROFILES,
         strict: bool = False,
+        unknown_extensions: str = "warning",
+        security_checks: bool = False,
     ) -> None:
+        """unknown_extensions: the severity ("warning" or "error") of an extension defined
+        nowhere the registry knows. In our namespace and the R4 core one, whose definitions
+        are all here, an unknown extension is always an error; elsewhere the gateway cannot
+        fetch every implementation guide, so by default such an extension is accepted with a
+        warning after its structure is checked (a profile or extension definition put in
+        profiles/ makes it known). security_checks: HTML tags in string and markdown values
+        are errors instead of information (the reference validator's option of that name)."""
+        if unknown_extensions not in ("warning", "error"):
+            raise ValueError(f"unknown_extensions: warning or error, not {unknown_extensions!r}")
         self.registry = registry
         self.trees = TreeCache(registry)
         self.default_profiles = tuple(default_profiles)
         self.strict = strict
+        self.unknown_extensions = unknown_extensions
+        self.security_checks = security_checks
 
     # ---- public ----
     def validate(
@@ -190,7 +203,14 @@ class Validator:
             self._nested(value, where, outer, issues, walk)
 
         trees, profiled = self._trees_for(resource, path, issues, walk, defaults)
-        walker = Walker(self.trees, issues, nested, rules=profiled or walk.core_rules)
+        walker = Walker(
+            self.trees,
+            issues,
+            nested,
+            rules=profiled or walk.core_rules,
+            unknown_extensions=self.unknown_extensions,
+            security_checks=self.security_checks,
+        )
         for tree in trees:
             walker.resource(tree, resource, path, env)
 

@@ -8,10 +8,11 @@ using the profile's own children when it constrains them and the data type's tre
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
-from gateway.validation import national_ids, primitives
+from gateway.validation import bundle_rules, datatype_rules, national_ids, primitives
 from gateway.validation.checks import (
     binding_problem,
     equals_fixed,
@@ -20,16 +21,27 @@ from gateway.validation.checks import (
 )
 from gateway.validation.elements import MISSING, ElementNode, TypeRef
 from gateway.validation.issues import Issue
+from gateway.validation.registry import CORE_SD
 from gateway.validation.trees import TreeCache
 
 Item = tuple[TypeRef, Any, Any, str]  # type, value, '_' extension object, FHIRPath
 NestedHook = Callable[[dict[str, Any], str, dict[str, Any]], None]
 _ANY_RESOURCE = ("Resource", "DomainResource")
+# Text a browser would take for markup: an opening or closing tag (`<b>`, `</script>`,
+# `<img src=…>`), not a comparison such as `BP < 140`.
+_HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
+_TEXT_TYPES = ("string", "markdown")
 
 
 class Walker:
     def __init__(
-        self, trees: TreeCache, issues: list[Issue], nested: NestedHook, rules: bool = True
+        self,
+        trees: TreeCache,
+        issues: list[Issue],
+        nested: NestedHook,
+        rules: bool = True,
+        unknown_extensions: str = "warning",
+        security_checks: bool = False,
     ) -> None:
         self.trees = trees
         self.registry = trees.registry
@@ -38,6 +50,12 @@ class Walker:
         # False: structure only (JSON form, elements, primitives, cardinality); no fixed or
         # pattern values, bindings, reference targets or invariants.
         self.rules = rules
+        # The severity of an extension defined nowhere the registry knows, outside our
+        # namespace and the R4 core one (see Validator).
+        self.unknown = unknown_extensions
+        # HTML tags in string and markdown values: information, or with security checks on an
+        # error, as the reference validator reports them.
+        self.html_severity = "error" if security_checks else "information"
 
     def issue(self, message_id: str, path: str, severity: str = "error", **fields: Any) -> None:
         self.issues.append(Issue.make(message_id, path, severity, **fields))
@@ -55,6 +73,9 @@ class Walker:
                 resource, path, root.invariant_keys
             ):
                 self.issue(message_id, where, **fields)
+            if root.path == "Bundle":
+                for message_id, where, fields in bundle_rules.problems(resource, path):
+                    self.issue(message_id, where, **fields)
 
     # ---- object contents ----
     def _contents(
@@ -224,6 +245,10 @@ class Walker:
                 problem = national_ids.identifier_problem(v, node.invariant_keys)
                 if problem:
                     self.issue(problem[0], f"{path}.value", **problem[1])
+            rule = datatype_rules.RULES.get(tref.code)
+            if rule is not None:
+                for message_id, below, fields in rule(v):
+                    self.issue(message_id, path + below, **fields)
         owner, invariants, type_path = self._owner(node, tref, v, path)
         self._contents(owner, v, path, env)
         if self.rules:
@@ -240,6 +265,8 @@ class Walker:
                 self._value_rules(node, tref, v, path)
                 if node.max_length and isinstance(v, str) and len(v) > node.max_length:
                     self.issue("VAL-1015", path, length=len(v), max=node.max_length)
+                if tref.code in _TEXT_TYPES and "<" in v and _HTML_TAG.search(v):
+                    self.issue("VAL-1113", path, self.html_severity)
         if ext is not None:
             if not isinstance(ext, dict):
                 self.broken("VAL-1006", path, type="Element", expected="JSON object")
@@ -302,7 +329,7 @@ class Walker:
         """The node whose children describe `v`, the invariants, and the FHIRPath type path."""
         if node.children:
             if tref.code in ("BackboneElement", "Element"):
-                return node, node.invariants, node.path
+                return node, node.invariants, node.type_path or node.path
             root = self.trees.type_root(tref.code)
             return node, self._merged(node, root), tref.code
         target = None
@@ -323,12 +350,18 @@ class Walker:
 
     def _extension_tree(self, node: ElementNode, url: str, path: str) -> ElementNode | None:
         tree = self.trees.get(url)
-        if tree is None:
-            if self.registry.is_local(url):
-                self.issue("VAL-1072", path, url=url)
-            elif node.name == "modifierExtension":
-                self.issue("VAL-1074", path, "warning", url=url)
-        return tree
+        if tree is not None:
+            return tree
+        if self.registry.is_local(url):
+            self.issue("VAL-1072", path, url=url)
+        elif url.startswith(CORE_SD):
+            # The R4 core namespace is closed: its extensions are all in the registry.
+            self.issue("VAL-1075", path, url=url)
+        elif node.name == "modifierExtension":
+            self.issue("VAL-1074", path, self.unknown, url=url)
+        else:
+            self.issue("VAL-1073", path, self.unknown, url=url)
+        return None
 
     # ---- invariants ----
     def _invariants(

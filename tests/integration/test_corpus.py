@@ -55,6 +55,15 @@ EXPECTED_REJECTIONS: dict[str, str] = {
     "DeviceUseStatement-example.json": "reasonReference to a Procedure (not an allowed target)",
     "MedicationRequest-medrx0301.json": "dispenseRequest.performer is a Practitioner",
     "Observation-clinical-gender.json": "performer refers to an Encounter (not an allowed target)",
+    **{
+        name: "a RESTful fullUrl names another id than its resource's"
+        for name in (
+            "Bundle-10bb101f-a121-4264-a920-67be9cb82c74.json",
+            "Bundle-3a0707d3-549e-4467-b8b8-5a2ab3800efe.json",
+            "Bundle-lri-example.json",
+        )
+    },
+    "DiagnosticReport-example-pgx.json": "presentedForm.hash is not the SHA-1 of the data",
 }
 
 

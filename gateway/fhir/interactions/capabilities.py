@@ -130,6 +130,8 @@ def _definition(op: Operation, rtype: str | None, base_url: str) -> str:
     """The OperationDefinition canonical for op on rtype. One Operation may serve several
     types, each with its own core definition (ValueSet-validate-code, CodeSystem-validate-code):
     a core definition named for one of op's types is renamed for rtype."""
+    if rtype is None and op.system_definition:
+        return op.system_definition
     if not op.definition:
         return f"{base_url}/OperationDefinition/{op.name}"
     if rtype and rtype in op.types and op.definition.startswith(HL7_OPERATION):

@@ -15,6 +15,8 @@ class Operation:
     types: frozenset[str] = frozenset()  # empty: every type
     methods: frozenset[str] = field(default_factory=lambda: frozenset({"GET", "POST"}))
     definition: str | None = None  # canonical URL of the OperationDefinition
+    # Where the core definition does not cover the system level (Resource-validate), ours.
+    system_definition: str | None = None
 
     def accepts(self, level: str, res_type: str | None) -> bool:
         if level not in self.levels:

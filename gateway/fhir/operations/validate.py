@@ -63,4 +63,6 @@ VALIDATE = Operation(
     validate,
     frozenset({"system", "type", "instance"}),
     definition="http://hl7.org/fhir/OperationDefinition/Resource-validate",
+    # R4's definition is for types and instances only (system: false); ours extends it.
+    system_definition="https://fhir.jtys.cn/OperationDefinition/validate",
 )
