@@ -86,9 +86,10 @@ def gateway_process(database_url: str, workers: int) -> Iterator[Server]:
         "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_WORKERS": str(workers),
         "GATEWAY_LOG_LEVEL": "warning",
-        # Synthea data is foreign (US) data: only the profiles it claims apply, not CN Patient.
-        "GATEWAY_PROFILE_VALIDATION": "claimed",
     }
+    # The settings `make run` starts with (foreign data such as Synthea is accepted by them).
+    for name in ("GATEWAY_PROFILE_VALIDATION", "GATEWAY_CORE_VALIDATION"):
+        env.pop(name, None)
     env.pop("GATEWAY_REDIS_URL", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", "--no-migrate"],
