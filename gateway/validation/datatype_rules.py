@@ -5,7 +5,11 @@ checks them):
   encoding)" and Attachment.hash "the calculated hash of the data using SHA-1, represented
   using base64": both must agree with `data` when it is present;
 - Coding.system is an absolute URI ("The URI may be an OID (urn:oid:...) or a UUID
-  (urn:uuid:...)"): a relative or local name identifies no code system.
+  (urn:uuid:...)"): a relative or local name identifies no code system;
+- an Identifier of a Chinese national system passes its check character (national_ids.py).
+
+Each rule takes the value and the invariant keys already applied to its element (a profile
+stating the same rule reports it instead) and returns its problems.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import hashlib
 import re
 from collections.abc import Callable
 from typing import Any
+
+from gateway.validation import national_ids
 
 Problem = tuple[str, str, dict[str, Any]]  # message id, FHIRPath below the value, fields
 
@@ -31,7 +37,7 @@ def _decoded(text: Any) -> bytes | None:
         return None  # malformed base64 is the primitive check's to report
 
 
-def attachment(value: dict[str, Any]) -> list[Problem]:
+def attachment(value: dict[str, Any], covered: frozenset[str] = frozenset()) -> list[Problem]:
     data = _decoded(value.get("data"))
     if data is None:
         return []
@@ -45,14 +51,20 @@ def attachment(value: dict[str, Any]) -> list[Problem]:
     return out
 
 
-def coding(value: dict[str, Any]) -> list[Problem]:
+def coding(value: dict[str, Any], covered: frozenset[str] = frozenset()) -> list[Problem]:
     system = value.get("system")
     if isinstance(system, str) and not _ABSOLUTE.match(system):
         return [("VAL-1112", ".system", {"system": system[:100]})]
     return []
 
 
-RULES: dict[str, Callable[[dict[str, Any]], list[Problem]]] = {
+def identifier(value: dict[str, Any], covered: frozenset[str] = frozenset()) -> list[Problem]:
+    problem = national_ids.identifier_problem(value, covered)
+    return [(problem[0], ".value", problem[1])] if problem else []
+
+
+RULES: dict[str, Callable[[dict[str, Any], frozenset[str]], list[Problem]]] = {
     "Attachment": attachment,
     "Coding": coding,
+    "Identifier": identifier,
 }

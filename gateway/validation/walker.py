@@ -241,13 +241,9 @@ class Walker:
             self._value_rules(node, tref, v, path)
             if tref.code == "Reference":
                 self._reference(tref, v, path, env)
-            elif tref.code == "Identifier":
-                problem = national_ids.identifier_problem(v, node.invariant_keys)
-                if problem:
-                    self.issue(problem[0], f"{path}.value", **problem[1])
             rule = datatype_rules.RULES.get(tref.code)
             if rule is not None:
-                for message_id, below, fields in rule(v):
+                for message_id, below, fields in rule(v, node.invariant_keys):
                     self.issue(message_id, path + below, **fields)
         owner, invariants, type_path = self._owner(node, tref, v, path)
         self._contents(owner, v, path, env)

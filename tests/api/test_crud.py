@@ -234,6 +234,27 @@ async def test_conditional_create(client):
     assert many.status_code == 412
 
 
+async def test_conditional_create_from_the_query_string(client):
+    """POST /Patient?identifier=… (fhirpy's get_or_create): the query is the condition."""
+    q = {"identifier": "urn:oid:2.16.156.10011.1.3|440104199001011232", "_format": "json"}
+    first = await client.post("/Patient", params=q, json=PATIENT)
+    assert first.status_code == 201
+    again = await client.post("/Patient", params=q, json=PATIENT)
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    both = await client.post(
+        "/Patient", params=q, json=PATIENT, headers={"If-None-Exist": "identifier=other|1"}
+    )
+    assert both.status_code == 400
+    assert both.json()["issue"][0]["details"]["coding"][0]["code"] == "GW-1034"
+    same = await client.post(
+        "/Patient",
+        params=q,
+        json=PATIENT,
+        headers={"If-None-Exist": f"identifier={q['identifier']}"},
+    )
+    assert same.status_code == 200
+
+
 async def test_conditional_update_and_delete(client):
     q = {"identifier": "urn:oid:2.16.156.10011.1.3|440104199001011232"}
     r = await client.put("/Patient", params=q, json=PATIENT)
