@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
@@ -13,6 +16,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, request_response
 from starlette.types import Receive, Scope, Send
 
+from gateway.access.audit import AuditLog, annotate
+from gateway.access.control import AccessControl
+from gateway.access.policy import Policy, load_policy
+from gateway.auth.clients import ClientStore
+from gateway.auth.keys import SigningKeys
+from gateway.auth.remote_keys import RemoteKeys
+from gateway.auth.replay import ReplayGuard
+from gateway.auth.tokens import IdentityProvider, TokenService
 from gateway.events.bus import EventBus, InProcessBus, RedisStreamBus
 from gateway.events.relay import OutboxRelay
 from gateway.fhir.conformance import install_conformance
@@ -21,13 +32,16 @@ from gateway.fhir.operations import Operation
 from gateway.fhir.operations.everything import EVERYTHING
 from gateway.fhir.operations.terminology import EXPAND, LOOKUP, VALIDATE_CODE
 from gateway.fhir.operations.validate import VALIDATE
-from gateway.http.adapter import error_response, fhir_endpoint
+from gateway.http.adapter import base_url, error_response, fhir_endpoint
+from gateway.http.auth_routes import jwks, smart_configuration, token_endpoint
 from gateway.search.extract import IndexExtractor
 from gateway.search.registry import SearchParamRegistry
 from gateway.settings import Settings
 from gateway.store.engine import create_engine
 from gateway.store.store import Store
 from gateway.vocab import outcomes
+
+log = logging.getLogger("gateway")
 
 
 class AnyMethod:
@@ -63,12 +77,92 @@ async def build_core(settings: Settings) -> tuple[FhirCore, OutboxRelay]:
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
     registry = load_registry(settings)
     relay = OutboxRelay(engine, make_bus(settings))
-    store = Store(engine, IndexExtractor(registry), listeners=[relay])
+    # With authentication on, every write leaves its Provenance (and AuditEvent) in its own
+    # transaction.
+    annotators = [annotate] if settings.auth == "on" else []
+    store = Store(engine, IndexExtractor(registry), listeners=[relay], annotators=annotators)
     return FhirCore(settings, store, registry, operations()), relay
+
+
+async def build_auth(
+    settings: Settings, policy: Policy, core: FhirCore
+) -> tuple[TokenService | None, AccessControl | None, list[Any]]:
+    """With authentication on: the token service and the access control, and what to close
+    at shutdown."""
+    if settings.auth == "off":
+        return None, None, []
+    engine = core.store.engine
+    http = httpx.AsyncClient()
+    redis = None
+    if settings.redis_url:
+        import redis.asyncio as aioredis
+
+        redis = aioredis.from_url(settings.redis_url)
+    idp = None
+    if settings.auth_idp_issuer and settings.auth_idp_jwks_url:
+        idp = IdentityProvider(
+            settings.auth_idp_issuer,
+            settings.auth_idp_jwks_url,
+            settings.auth_idp_audience,
+            settings.auth_idp_claim_client,
+            settings.auth_idp_claim_organization,
+            settings.auth_idp_claim_role,
+            settings.auth_idp_claim_scope,
+        )
+    tokens = TokenService(
+        ClientStore(engine),
+        SigningKeys(
+            engine,
+            settings.auth_key_rotation,
+            settings.auth_token_lifetime + settings.auth_clock_skew,
+        ),
+        ReplayGuard(engine, redis),
+        RemoteKeys(http),
+        lifetime=settings.auth_token_lifetime,
+        skew=settings.auth_clock_skew,
+        role_scopes=lambda role: policy.role(role).scopes if role in policy.roles else "",
+        idp=idp,
+    )
+    access = AccessControl(
+        policy, lambda t, q: core.parse_search(t, q), core.search_sql, core.store
+    )
+    closers: list[Any] = [http.aclose]
+    if redis is not None:
+        closers.append(redis.aclose)
+    return tokens, access, closers
+
+
+def add_auth_routes(app: FastAPI, base: str) -> None:
+    """The token endpoint, the SMART configuration and the signing keys, before the FHIR
+    catch-all route."""
+    settings_base = base
+
+    async def token(request: Request) -> Response:
+        return await token_endpoint(request, base_url(request, request.app.state.settings))
+
+    async def configuration(request: Request) -> Response:
+        try:
+            return smart_configuration(request, base_url(request, request.app.state.settings))
+        except outcomes.OperationOutcomeError as err:
+            return error_response(err)
+
+    async def keys(request: Request) -> Response:
+        try:
+            return await jwks(request)
+        except outcomes.OperationOutcomeError as err:
+            return error_response(err)
+
+    app.router.routes.append(Route(f"{settings_base}/auth/token", token, methods=["POST"]))
+    app.router.routes.append(
+        Route(f"{settings_base}/.well-known/smart-configuration", configuration, methods=["GET"])
+    )
+    app.router.routes.append(Route(f"{settings_base}/auth/jwks", keys, methods=["GET"]))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+
+    policy = load_policy(settings.access_policy or settings.profiles_dir / "policy" / "access.yaml")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,6 +172,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.core = core
         app.state.relay = relay
+        app.state.tokens, app.state.access, closers = await build_auth(settings, policy, core)
+        app.state.audit_log = None
+        if settings.auth == "on":
+            app.state.audit_log = AuditLog(core.store)
+            app.state.audit_log.start()
+            closers.insert(0, app.state.audit_log.stop)
+        if settings.auth == "off":
+            log.warning(
+                "DEVELOPMENT MODE: authentication is off (GATEWAY_AUTH=off): every client may "
+                "read and change everything. Serve on loopback only."
+            )
         relay.start()
         core.validation.warm()
         # Start-up built long-lived objects (models, registries, profiles): move them out of
@@ -88,6 +193,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await relay.stop()
             await relay.bus.close()
+            for close in closers:
+                await close()
             core.validation.close()
             await core.store.dispose()
 
@@ -95,6 +202,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="FHIR family-doctor gateway", lifespan=lifespan, docs_url=None, redoc_url=None
     )
     base = settings.base_path.rstrip("/")
+    add_auth_routes(app, base)
     endpoint = AnyMethod()
     for path in (base, base + "/{path:path}"):
         app.router.routes.append(Route(path, endpoint, methods=None, include_in_schema=False))

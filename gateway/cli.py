@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import typer
 
+from gateway.auth.cli import clients_app
 from gateway.settings import Settings
 from gateway.validation.cli import register as register_validation
 
 app = typer.Typer(help="FHIR family-doctor gateway", no_args_is_help=True)
+app.add_typer(clients_app, name="clients")
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 @app.command()
@@ -35,13 +38,21 @@ def serve(
     import uvicorn
 
     settings = Settings()
+    bind = host or settings.host
+    if settings.auth == "off" and bind not in LOOPBACK:
+        typer.echo(
+            f"error: authentication is off (GATEWAY_AUTH=off) and {bind} is not loopback: "
+            "turn authentication on to serve beyond this machine",
+            err=True,
+        )
+        raise typer.Exit(2)
     if migrate_first:
         from gateway.search.reindex import migrate as migrate_database
 
         migrate_database(settings.database_url)
     uvicorn.run(
         "gateway.asgi:app",
-        host=host or settings.host,
+        host=bind,
         port=port or settings.port,
         workers=workers or settings.workers,
         log_level=settings.log_level,

@@ -55,3 +55,22 @@ class Settings(BaseSettings):
     # information; true makes them errors (the reference validator's security checks).
     security_checks: bool = False
     log_level: str = "info"
+
+    # --- authentication and access (gateway/auth, gateway/access) ---
+    # "on": every request but the CapabilityStatement and the SMART configuration needs an
+    # access token, and the access policies apply. "off" (development): nothing is checked;
+    # refused unless the gateway listens on loopback only.
+    auth: Literal["on", "off"] = "off"
+    auth_token_lifetime: int = 300  # seconds an access token lives
+    auth_key_rotation: int = 86_400  # seconds before a new signing key replaces the current one
+    auth_clock_skew: int = 60  # seconds of clock difference tolerated on exp/nbf/iat
+    # Tokens of a region's identity provider, accepted when its issuer is configured.
+    auth_idp_issuer: str | None = None
+    auth_idp_jwks_url: str | None = None
+    auth_idp_audience: str | None = None
+    auth_idp_claim_client: str = "client_id"
+    auth_idp_claim_organization: str = "organization"
+    auth_idp_claim_role: str = "role"
+    auth_idp_claim_scope: str = "scope"
+    # The access policies; default: profiles_dir/policy/access.yaml.
+    access_policy: Path | None = None

@@ -31,7 +31,7 @@ from gateway.settings import Settings
 from gateway.store.model import Stored
 from gateway.store.repository import Repository
 from gateway.store.store import Store
-from gateway.vocab import clock
+from gateway.vocab import clock, outcomes
 from gateway.vocab.definitions import r4_resource_types
 from gateway.vocab.search_model import SearchRequest
 
@@ -135,4 +135,12 @@ class FhirCore:
         sr = self.parse_search(res_type, params)
         if lock:
             await repo.lock(f"{res_type}?{sorted(params)}")
-        return await repo.search_rows(self.search_sql.where(sr), self._order(sr), 2)
+        # Matched over every resource, so a conditional create never duplicates one the client
+        # cannot see; but a match outside its access is refused, never revealed.
+        found = await repo.search_rows(self.search_sql.where(sr), self._order(sr), 2)
+        keys = [(st.res_type, st.res_id) for st in found]
+        if len(await repo.visible(keys)) < len(keys):
+            raise outcomes.forbidden(
+                f"The condition matches a {res_type} outside this client's access"
+            )
+        return found

@@ -187,6 +187,12 @@ class Router:
 
     async def dispatch(self, core: FhirCore, req: FhirRequest, repo: Repository) -> FhirResponse:
         route, args = self.match(req)
+        ctx = req.context
+        if ctx.audit is not None and not req.in_bundle:  # what the request's AuditEvent says
+            ctx.audit.interaction = route.interaction
+            ctx.audit.res_type, ctx.audit.res_id = args.get("res_type"), args.get("res_id")
+        if ctx.access is not None:  # the token's scopes and the role's policy (403 otherwise)
+            ctx.access.allow(route.interaction, args.get("res_type"))
         head = req.method == "HEAD"
         if head:  # the GET handler runs, seeing a GET
             req = dataclasses.replace(req, method="GET")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 import orjson
@@ -11,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.fhir.request import FhirRequest, FhirResponse
+from gateway.http.auth_routes import record_access, request_context
 from gateway.vocab import json_io, outcomes
 from gateway.vocab.context import RequestContext
 from gateway.vocab.outcomes import OperationOutcomeError
@@ -170,10 +170,15 @@ async def fhir_endpoint(request: Request) -> Response:
     query = list(request.query_params.multi_items())
     pretty = any(k == "_pretty" and v == "true" for k, v in query)
     head = request.method == "HEAD"
+    context: RequestContext | None = None
+    status = 500
     try:
         _check_format(request.query_params.get("_format"), request.headers.get("accept"))
         body = None
         path = request.path_params.get("path", "")
+        base = base_url(request, settings)
+        # Who is asking, before a byte of the body is read: no token, no work.
+        context = await request_context(request, path, base)
         if request.method in ("POST", "PUT", "PATCH"):
             body = await _read_body(request, settings.max_body_bytes)
             _check_content_type(request.headers.get("content-type"), body, path)
@@ -183,15 +188,17 @@ async def fhir_endpoint(request: Request) -> Response:
             query=[(k, v) for k, v in query if k not in _FORMAT_PARAMS],
             headers={k.lower(): v for k, v in request.headers.items()},
             body=body,
-            base_url=base_url(request, settings),
-            context=RequestContext(
-                request_id=request.headers.get("x-request-id") or str(uuid.uuid4())
-            ),
+            base_url=base,
+            context=context,
         )
         resp = await state.core.handle(req)
+        status = resp.status
         return _render(resp, pretty, head)
     except OperationOutcomeError as err:
+        status = err.status
         return error_response(err, pretty, head)
     except Exception:  # the one catch-all: a bug must still answer with an OperationOutcome
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(outcomes.internal_error(), pretty, head)
+    finally:
+        record_access(request, context, status)

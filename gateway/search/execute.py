@@ -94,6 +94,7 @@ class _Matches:
 async def run_search(
     repo: Repository, sql: SearchSql, sr: SearchRequest, total_limit: int = DEFAULT_TOTAL_LIMIT
 ) -> SearchPage:
+    sr.access = repo.ctx.access  # matches, totals, chains and _has: what the client may see
     m = _Matches(sql, sr)
     if sr.summary == "count":
         return SearchPage(total=await repo.count_rows(m.counting(None)))

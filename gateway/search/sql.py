@@ -76,10 +76,15 @@ class SearchSql:
 
     def where(self, sr: SearchRequest) -> list[ColumnElement[bool]]:
         conds: list[ColumnElement[bool]] = [R.deleted.is_(False)]
+        access = sr.access
+        if access is not None:
+            seen = access.condition(sr.res_type, R.res_type, R.res_id, sr.types or None)
+            if seen is not None:
+                conds.append(seen)
         if sr.res_type:
             conds.append(R.res_type == sr.res_type)
             conds.extend(
-                self._at(c, self._cond_item, sr.res_type, c)
+                self._at(c, self._cond_item, sr.res_type, c, access)
                 for c in self._grouped(sr.res_type, sr.clauses)
             )
         elif sr.types:
@@ -88,7 +93,10 @@ class SearchSql:
                     *(
                         and_(
                             R.res_type == t,
-                            *(self._at(c, self.cond, t, c) for c in sr.type_clauses.get(t, ())),
+                            *(
+                                self._at(c, self.cond, t, c, access)
+                                for c in sr.type_clauses.get(t, ())
+                            ),
                         )
                         for t in sr.types
                     )
@@ -140,10 +148,17 @@ class SearchSql:
         driver = next((c for c in items if self._drives(c)), None)
         if driver is None:
             return None
-        col = self._at(driver, self._item_ids, sr.res_type, driver).subquery("driver").c[0]
+        access = sr.access
+        col = self._at(driver, self._item_ids, sr.res_type, driver, access).subquery("driver").c[0]
         others = [
-            col.in_(self._at(c, self._item_ids, sr.res_type, c)) for c in items if c is not driver
+            col.in_(self._at(c, self._item_ids, sr.res_type, c, access))
+            for c in items
+            if c is not driver
         ]
+        if access is not None:
+            seen = access.condition(sr.res_type, None, col)
+            if seen is not None:
+                others.append(seen)
         return col, others
 
     @staticmethod
@@ -179,20 +194,25 @@ class SearchSql:
             (OneRow(tuple(x)) if len(x) > 1 else x[0]) if isinstance(x, list) else x for x in out
         ]
 
-    def _item_ids(self, res_type: str, c: Clause | OneRow) -> Select[Any]:
+    def _item_ids(self, res_type: str, c: Clause | OneRow, access: Any = None) -> Select[Any]:
         if not isinstance(c, OneRow):
-            return self.ids(res_type, c)
+            return self.ids(res_type, c, access)
         t = self._table(c.clauses[0])
         each = [any_of(self.values.cond(t, k, v) for v in k.values) for k in c.clauses]
         return select(t.c.res_id).where(*self._param_rows(res_type, c.clauses[0]), *each)
 
-    def _cond_item(self, res_type: str, c: Clause | OneRow) -> ColumnElement[bool]:
+    def _cond_item(
+        self, res_type: str, c: Clause | OneRow, access: Any = None
+    ) -> ColumnElement[bool]:
         if isinstance(c, OneRow):
             return R.res_id.in_(self._item_ids(res_type, c))
-        return self.cond(res_type, c)
+        return self.cond(res_type, c, access)
 
     # --- top level: conditions on the resources table -------------------------------------
-    def cond(self, res_type: str, c: Clause) -> ColumnElement[bool]:
+    def cond(self, res_type: str, c: Clause, access: Any = None) -> ColumnElement[bool]:
+        """A clause on `resources` rows of res_type. `access` (gateway.vocab.context.Access):
+        chains and _has see only what the client may see (a condition on a resource it may
+        not see would tell it what that resource holds)."""
         if c.name == "_id" and c.param is None:
             return self._id_cond(c)
         if c.name == "_lastUpdated" and c.param is None:
@@ -204,7 +224,7 @@ class SearchSql:
             return not_(has) if self._missing(c) else has
         if c.modifier == "not" and c.type == "token":
             return R.res_id.not_in(self._index_ids(res_type, c))
-        return R.res_id.in_(self.ids(res_type, c))
+        return R.res_id.in_(self.ids(res_type, c, access))
 
     def system_cond(self, c: Clause) -> ColumnElement[bool]:
         """A Resource-level parameter across every type: (type, id) pairs."""
@@ -219,17 +239,17 @@ class SearchSql:
         return key.not_in(matched) if c.modifier == "not" else key.in_(matched)
 
     # --- ids of resources of one type that satisfy a clause (nestable) ----------------------
-    def ids(self, res_type: str, c: Clause) -> Select[Any]:
+    def ids(self, res_type: str, c: Clause, access: Any = None) -> Select[Any]:
         if c.has is not None:
             # _has yields the *targets* of live sources' references, which may be deleted or
             # never stored: kept only when they are live resources.
             return select(R.res_id).where(
                 R.res_type == res_type,
                 R.deleted.is_(False),
-                R.res_id.in_(self._has_ids(res_type, c)),
+                R.res_id.in_(self._has_ids(res_type, c, access)),
             )
         if c.chain is not None:
-            return self._chain_ids(res_type, c)
+            return self._chain_ids(res_type, c, access)
         if (
             c.param is None
             or c.modifier == "missing"
@@ -323,14 +343,17 @@ class SearchSql:
             any_of(alternatives),
         )
 
-    def _chain_ids(self, res_type: str, c: Clause) -> Select[Any]:
+    def _chain_ids(self, res_type: str, c: Clause, access: Any = None) -> Select[Any]:
         assert c.chain is not None
         r = idx_reference.c
         # (type, id) of every target that satisfies the inner clause, as one set joined to the
         # target index: an OR of per-type IN lists made PostgreSQL scan every reference row of
         # the source type, and SQLite scans them for a row-value IN (64 → 2 ms at 200k).
         targets = [
-            select(literal(target, String).label("t"), self.ids(target, inner).subquery().c[0])
+            select(
+                literal(target, String).label("t"),
+                self._seen(target, self.ids(target, inner, access), access).subquery().c[0],
+            )
             for target, inner in c.chain.items()
         ]
         pairs = (targets[0] if len(targets) == 1 else union_all(*targets)).subquery("targets")
@@ -343,7 +366,7 @@ class SearchSql:
             .where(r.res_type == res_type, r.param == c.name)
         )
 
-    def _has_ids(self, res_type: str, c: Clause) -> Select[Any]:
+    def _has_ids(self, res_type: str, c: Clause, access: Any = None) -> Select[Any]:
         assert c.has is not None
         src, ref, inner = c.has
         r = idx_reference.c
@@ -351,8 +374,17 @@ class SearchSql:
             r.res_type == src,
             r.param == ref,
             r.target_type == res_type,
-            r.res_id.in_(self.ids(src, inner)),
+            r.res_id.in_(self._seen(src, self.ids(src, inner, access), access)),
         )
+
+    @staticmethod
+    def _seen(res_type: str, ids: Select[Any], access: Any) -> Select[Any]:
+        """`ids` of res_type, kept to those the client may see."""
+        if access is None:
+            return ids
+        col = ids.subquery().c[0]
+        seen = access.condition(res_type, None, col)
+        return ids if seen is None else select(col).where(seen)
 
     # --- helpers ---------------------------------------------------------------------------
     @staticmethod

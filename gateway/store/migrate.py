@@ -21,10 +21,11 @@ def alembic_config(database_url: str) -> Config:
     return cfg
 
 
-# Revisions that change what is indexed (new row kinds): a database that held resources
-# before one of them is reindexed right after the upgrade (a partial update would otherwise
+# Revisions that change what is indexed (new row kinds; 0005: the SearchParameters the access
+# policies search by): a database that held resources before one of them is reindexed right
+# after the upgrade (a partial update would otherwise
 # rewrite only the index tables whose rows changed, leaving composites half-indexed).
-REINDEX_AFTER = ("0002", "0004")
+REINDEX_AFTER = ("0002", "0004", "0005")
 
 
 def upgrade(database_url: str, revision: str = "head") -> bool:

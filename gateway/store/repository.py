@@ -185,9 +185,39 @@ class Repository:
         if self.dialect == "postgresql":
             await self.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(key)})
 
+    # --- what the client may see --------------------------------------------------------
+    def seen(
+        self, res_type: str | None, type_col: Any, id_col: Any, types: list[str] | None = None
+    ) -> list[Any]:
+        """The conditions (none or one) that keep a read to what the request's client may see
+        (gateway.vocab.context.Access; nothing is hidden without one)."""
+        access = self.ctx.access
+        cond = access.condition(res_type, type_col, id_col, types) if access else None
+        return [] if cond is None else [cond]
+
+    async def visible(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (type, id) the client may see (all when nothing is restricted)."""
+        if self.ctx.access is None or not keys:
+            return set(keys)
+        types = sorted({t for t, _ in keys})
+        out: set[tuple[str, str]] = set()
+        async with self._reading() as conn:
+            for i in range(0, len(keys), _CHUNK):
+                chunk = list(keys[i : i + _CHUNK])
+                q = select(resources.c.res_type, resources.c.res_id).where(
+                    tuple_(resources.c.res_type, resources.c.res_id).in_(chunk),
+                    *self.seen(None, resources.c.res_type, resources.c.res_id, types),
+                )
+                out.update((r[0], r[1]) for r in await conn.execute(q))
+        return out
+
     # --- reads --------------------------------------------------------------------------
     async def read(self, res_type: str, res_id: str) -> Stored | None:
-        q = select(resources).where(resources.c.res_type == res_type, resources.c.res_id == res_id)
+        q = select(resources).where(
+            resources.c.res_type == res_type,
+            resources.c.res_id == res_id,
+            *self.seen(res_type, resources.c.res_type, resources.c.res_id),
+        )
         async with self._reading() as conn:
             row = (await conn.execute(q)).first()
         return _row_to_stored(row) if row else None
@@ -197,8 +227,10 @@ class Repository:
         async with self._reading() as conn:
             for i in range(0, len(keys), _CHUNK):
                 chunk = list(keys[i : i + _CHUNK])
+                types = sorted({t for t, _ in chunk})
                 q = select(resources).where(
-                    tuple_(resources.c.res_type, resources.c.res_id).in_(chunk)
+                    tuple_(resources.c.res_type, resources.c.res_id).in_(chunk),
+                    *self.seen(None, resources.c.res_type, resources.c.res_id, types),
                 )
                 for row in await conn.execute(q):
                     out[(row.res_type, row.res_id)] = _row_to_stored(row)
@@ -209,6 +241,7 @@ class Repository:
             history.c.res_type == res_type,
             history.c.res_id == res_id,
             history.c.version == version,
+            *self.seen(res_type, history.c.res_type, history.c.res_id),
         )
         async with self._reading() as conn:
             row = (await conn.execute(q)).first()
@@ -224,8 +257,11 @@ class Repository:
         cursor: int | None = None,
         count: int = 50,
     ) -> HistoryPage:
-        """Versions newest first; `at`: only those current at some point in [lo, hi] (µs)."""
+        """Versions newest first; `at`: only those current at some point in [lo, hi] (µs).
+        Only of resources the client may see now (one that left its reach takes its past
+        versions with it)."""
         conds = _history_conditions(res_type, res_id, since, at)
+        conds += self.seen(res_type, history.c.res_type, history.c.res_id)
         if cursor is not None:
             conds.append(history.c.hid < cursor)
         q = (
@@ -248,6 +284,7 @@ class Repository:
         at: tuple[int, int] | None = None,
     ) -> int:
         conds = _history_conditions(res_type, res_id, since, at)
+        conds += self.seen(res_type, history.c.res_type, history.c.res_id)
         q = select(func.count()).select_from(history).where(and_(true(), *conds))
         async with self._reading() as conn:
             return int((await conn.execute(q)).scalar_one())
@@ -255,6 +292,8 @@ class Repository:
     async def search_rows(
         self, where: list[Any], order_by: list[Any], limit: int, offset: int = 0
     ) -> list[Stored]:
+        """Every matching row, whatever the client may see: conditional interactions decide
+        with it (and refuse when a match is one the client may not see)."""
         q = select(resources).where(and_(*where)).order_by(*order_by).limit(limit).offset(offset)
         async with self._reading() as conn:
             return [_row_to_stored(r) for r in await conn.execute(q)]
@@ -291,7 +330,11 @@ class Repository:
         q = (
             select(resources)
             .join(keys, _same_key(keys))
-            .where(resources.c.deleted.is_(False), *where)
+            .where(
+                resources.c.deleted.is_(False),
+                *where,
+                *self.seen(None, resources.c.res_type, resources.c.res_id),
+            )
             .order_by(*order_by)
             .limit(limit)
         )
@@ -303,7 +346,11 @@ class Repository:
         q = (
             select(keys.c.res_id)
             .join(resources, _same_key(keys))
-            .where(resources.c.deleted.is_(False), *where)
+            .where(
+                resources.c.deleted.is_(False),
+                *where,
+                *self.seen(None, resources.c.res_type, resources.c.res_id),
+            )
         )
         return await self.count_rows(q)
 
@@ -329,7 +376,7 @@ class Repository:
         """Current resources matching `where` (includes, $everything), in (type, id) order."""
         q = (
             select(resources)
-            .where(and_(*where))
+            .where(and_(*where), *self.seen(None, resources.c.res_type, resources.c.res_id))
             .order_by(resources.c.res_type, resources.c.res_id)
             .limit(limit)
         )
@@ -394,15 +441,20 @@ class Repository:
                 out[(row.res_type, row.res_id)] = _row_to_stored(row)
         return out
 
-    async def _apply(self, writes: Sequence[Write]) -> list[Stored | None]:
+    async def _apply(self, writes: Sequence[Write], trusted: bool = False) -> list[Stored | None]:
+        """`trusted`: the gateway's own writes (provenance, audit): neither authorized nor
+        annotated."""
         assert self.conn is not None and self._tx is not None
         original = await self._current_for_update(
             [(w.res_type, w.res_id) for w in writes if not w.create_only]
         )
+        if self.ctx.access is not None and not trusted:
+            await self._authorize(writes, original)
         current: dict[tuple[str, str], Stored | None] = dict(original)
         final_docs: dict[tuple[str, str], dict[str, Any] | None] = {}
         hist_rows: list[tuple[Any, ...]] = []
         results: list[Stored | None] = []
+        made: list[Stored] = []  # the new versions
         events: list[Event] = []
         for w in writes:
             key = (w.res_type, w.res_id)
@@ -435,6 +487,7 @@ class Repository:
             current[key] = stored
             final_docs[key] = doc
             results.append(stored)
+            made.append(stored)
             hist_rows.append(
                 (
                     w.res_type,
@@ -450,8 +503,36 @@ class Repository:
             events.append(Event(w.res_type, w.res_id, version, action, self.ctx.principal))
         if hist_rows:
             await self._write_rows(original, current, final_docs, hist_rows, events)
+        if self.ctx.access is not None and not trusted:
+            # A client writes only what it may read: the written resources must be in its
+            # reach (raising here rolls the whole transaction back).
+            written = [k for k, doc in final_docs.items() if doc is not None]
+            if len(await self.visible(written)) < len(written):
+                raise outcomes.forbidden(
+                    "The written resource would be outside this client's access"
+                )
         self._tx.events.extend(events)
+        if not trusted and made:
+            for annotate in self.store.annotators:
+                extra = await annotate(self, made)
+                if extra:
+                    await self._apply(extra, trusted=True)
         return results
+
+    async def _authorize(
+        self, writes: Sequence[Write], original: dict[tuple[str, str], Stored]
+    ) -> None:
+        """The client's scopes and role allow each write, and it may see what it changes."""
+        access = self.ctx.access
+        assert access is not None
+        for w in writes:
+            cur = original.get((w.res_type, w.res_id))
+            exists = cur is not None and not cur.deleted
+            action = "delete" if w.resource is None else "update" if exists else "create"
+            access.may_write(w.res_type, action)
+        changed = [k for k, cur in original.items() if not cur.deleted]
+        if len(await self.visible(changed)) < len(changed):
+            raise outcomes.forbidden("The resource is outside this client's access")
 
     @staticmethod
     def _check_preconditions(w: Write, cur: Stored | None) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.store.model import Event
+from gateway.store.model import Event, Stored, Write
 from gateway.store.repository import Repository, WriteHook
 from gateway.store.rows import IndexRows
 from gateway.vocab.context import RequestContext
@@ -21,6 +21,11 @@ class CommitListener(Protocol):
     def notify(self, events: Sequence[Event]) -> None: ...
 
 
+# Called at the end of every write (in its transaction) with what was written; returns more
+# writes to make in the same transaction (provenance, audit), which are not annotated again.
+Annotator = Callable[[Repository, list[Stored]], Awaitable[list[Write]]]
+
+
 class Store:
     def __init__(
         self,
@@ -28,6 +33,7 @@ class Store:
         extractor: Extractor,
         hooks: Sequence[WriteHook] = (),
         listeners: Sequence[CommitListener] = (),
+        annotators: Sequence[Annotator] = (),
     ):
         self.engine = engine
         # Same pool; connections checked out through it run each statement in autocommit.
@@ -35,6 +41,7 @@ class Store:
         self.extractor = extractor
         self.hooks = list(hooks)
         self.listeners = list(listeners)
+        self.annotators = list(annotators)
 
     def repository(self, ctx: RequestContext) -> Repository:
         return Repository(self, ctx)

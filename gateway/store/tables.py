@@ -220,3 +220,37 @@ outbox = Table(
     # Always false since migration 0003: the relay deletes the rows it publishes.
     Column("published", Boolean, nullable=False, default=False),
 )
+
+# --- authentication (gateway/auth; migration 0005) --------------------------------------------
+# Registered backend-services clients (SMART): each bound to an Organization and a role.
+auth_clients = Table(
+    "auth_clients",
+    metadata,
+    Column("client_id", String(128), primary_key=True),
+    Column("organization", String(128), nullable=False),  # Organization/<id>
+    Column("role", String(32), nullable=False),
+    Column("jwks", Text),  # the client's JWK Set (public keys), or
+    Column("jwks_uri", Text),  # where to fetch it
+    Column("scopes", Text),  # space-separated scopes it may be granted; NULL: its role's
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+# The gateway's own token-signing keys: the newest signs, the others verify until their tokens
+# have expired (rotation shared by every replica through the database).
+auth_keys = Table(
+    "auth_keys",
+    metadata,
+    Column("kid", String(128), primary_key=True),
+    Column("alg", String(16), nullable=False),
+    Column("private_jwk", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+# Client-assertion ids seen, until they expire: a replayed assertion is refused (the database
+# keeps them when no Redis is configured).
+auth_jti = Table(
+    "auth_jti",
+    metadata,
+    Column("jti", String(512), primary_key=True),  # client_id + " " + jti
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_auth_jti_expires", "expires_at"),
+)

@@ -29,7 +29,14 @@ from gateway.vocab.definitions import load_shipped
 log = logging.getLogger(__name__)
 CORE_SD = "http://hl7.org/fhir/StructureDefinition/"
 # Our conformance resources, installed into the store at start-up and served like any other.
-LOCAL_TYPES = ("StructureDefinition", "CodeSystem", "ValueSet", "ConceptMap", "OperationDefinition")
+LOCAL_TYPES = (
+    "StructureDefinition",
+    "CodeSystem",
+    "ValueSet",
+    "ConceptMap",
+    "OperationDefinition",
+    "SearchParameter",
+)
 
 
 class RegistryError(RuntimeError):
@@ -150,8 +157,9 @@ def load_local(
             res = read_json(path)
             local.setdefault(sub, []).append(res)
             terminology.add(res, local=True)
-    for path in _json_files(folder / "OperationDefinition"):
-        local.setdefault("OperationDefinition", []).append(read_json(path))
+    for sub in ("OperationDefinition", "SearchParameter"):
+        for path in _json_files(folder / sub):
+            local.setdefault(sub, []).append(read_json(path))
     sources = [read_json(p) for p in _json_files(folder / "StructureDefinition")]
     generated = {res["url"]: res for res in map(read_json, _json_files(folder / "generated"))}
     for src in generation_order(sources):

@@ -152,6 +152,18 @@ def unknown_path(path: str):
     return error(404, "not-found", "GW-1013", f"Unknown path '{path}'")
 
 
+def forbidden(text: str):
+    """The client may not do this (its scopes or its role's access policy): 403."""
+    return error(403, "forbidden", "GW-1042", text)
+
+
+def unauthorized(text: str):
+    """No valid access token: 401, with the challenge RFC 6750 asks for."""
+    err = error(401, "login", "GW-1040", text)
+    err.headers["WWW-Authenticate"] = 'Bearer realm="fhir", error="invalid_token"'
+    return err
+
+
 def invalid_content(issues: list[Issue], status: int = 400):
     return OperationOutcomeError(issues, status)
 

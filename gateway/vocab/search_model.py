@@ -64,6 +64,9 @@ class SearchRequest:
     # Positions of query parameters ignored under lenient handling: the self link leaves them
     # out (R4 search.html: it shows the parameters actually used).
     ignored: set[int] = field(default_factory=set)
+    # The client's access (gateway.vocab.context.Access): what the search may see, in its
+    # matches, total, chains and _has; None: everything.
+    access: Any = None
 
 
 # An escaped `\|` is kept apart from the separating `|` until a value is split into its

@@ -36,6 +36,9 @@ async def bundle(call: Call) -> FhirResponse:
     doc = call.req.json_body if call.req.json_body is not None else parse_json(call.req.body)
     btype, entries = envelope(doc)
     check_unique_full_urls(entries)
+    slot = call.req.context.audit
+    if slot is not None:  # the request's AuditEvent names the kind of bundle
+        slot.interaction = btype
     if btype == "batch":
         return await _batch(call, entries)
     base = call.req.base_url
