@@ -5,6 +5,6 @@ COPY gateway ./gateway
 COPY profiles ./profiles
 COPY mappings ./mappings
 RUN pip install --no-cache-dir .
-ENV GATEWAY_HOST=0.0.0.0 GATEWAY_PORT=8080
+ENV GATEWAY_HOST=0.0.0.0 GATEWAY_PORT=8080 GATEWAY_AUTH=on
 EXPOSE 8080
 CMD ["gateway", "serve"]

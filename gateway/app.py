@@ -6,11 +6,13 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, request_response
@@ -34,12 +36,13 @@ from gateway.fhir.operations.terminology import EXPAND, LOOKUP, VALIDATE_CODE
 from gateway.fhir.operations.validate import VALIDATE
 from gateway.http.adapter import base_url, error_response, fhir_endpoint
 from gateway.http.auth_routes import jwks, smart_configuration, token_endpoint
+from gateway.http.rate_limit import RateLimiter
 from gateway.search.extract import IndexExtractor
 from gateway.search.registry import SearchParamRegistry
 from gateway.settings import Settings
 from gateway.store.engine import create_engine
 from gateway.store.store import Store
-from gateway.vocab import outcomes
+from gateway.vocab import outcomes, redact
 
 log = logging.getLogger("gateway")
 
@@ -84,13 +87,20 @@ async def build_core(settings: Settings) -> tuple[FhirCore, OutboxRelay]:
     return FhirCore(settings, store, registry, operations()), relay
 
 
-async def build_auth(
-    settings: Settings, policy: Policy, core: FhirCore
-) -> tuple[TokenService | None, AccessControl | None, list[Any]]:
-    """With authentication on: the token service and the access control, and what to close
-    at shutdown."""
+@dataclass
+class AuthParts:
+    """With authentication on: the token service, the access control, the rate limiter, and
+    what to close at shutdown (all None / empty with it off)."""
+
+    tokens: TokenService | None = None
+    access: AccessControl | None = None
+    limiter: RateLimiter | None = None
+    closers: list[Any] = field(default_factory=list)
+
+
+async def build_auth(settings: Settings, policy: Policy, core: FhirCore) -> AuthParts:
     if settings.auth == "off":
-        return None, None, []
+        return AuthParts()
     engine = core.store.engine
     http = httpx.AsyncClient()
     redis = None
@@ -129,13 +139,12 @@ async def build_auth(
     closers: list[Any] = [http.aclose]
     if redis is not None:
         closers.append(redis.aclose)
-    return tokens, access, closers
+    return AuthParts(tokens, access, RateLimiter(settings.rate_limit_per_minute, redis), closers)
 
 
 def add_auth_routes(app: FastAPI, base: str) -> None:
     """The token endpoint, the SMART configuration and the signing keys, before the FHIR
     catch-all route."""
-    settings_base = base
 
     async def token(request: Request) -> Response:
         return await token_endpoint(request, base_url(request, request.app.state.settings))
@@ -152,15 +161,16 @@ def add_auth_routes(app: FastAPI, base: str) -> None:
         except outcomes.OperationOutcomeError as err:
             return error_response(err)
 
-    app.router.routes.append(Route(f"{settings_base}/auth/token", token, methods=["POST"]))
+    app.router.routes.append(Route(f"{base}/auth/token", token, methods=["POST"]))
     app.router.routes.append(
-        Route(f"{settings_base}/.well-known/smart-configuration", configuration, methods=["GET"])
+        Route(f"{base}/.well-known/smart-configuration", configuration, methods=["GET"])
     )
-    app.router.routes.append(Route(f"{settings_base}/auth/jwks", keys, methods=["GET"]))
+    app.router.routes.append(Route(f"{base}/auth/jwks", keys, methods=["GET"]))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    redact.install()  # identity numbers never appear whole in this process's logs
 
     policy = load_policy(settings.access_policy or settings.profiles_dir / "policy" / "access.yaml")
 
@@ -172,7 +182,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.core = core
         app.state.relay = relay
-        app.state.tokens, app.state.access, closers = await build_auth(settings, policy, core)
+        auth = await build_auth(settings, policy, core)
+        app.state.tokens, app.state.access = auth.tokens, auth.access
+        app.state.rate_limiter, closers = auth.limiter, auth.closers
         app.state.audit_log = None
         if settings.auth == "on":
             app.state.audit_log = AuditLog(core.store)
@@ -200,6 +212,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="FHIR family-doctor gateway", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+    # Browser apps: the configured origins and loopback (development) only; preflights are
+    # answered here, before authentication (a preflight carries no token).
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_origin_regex=r"https?://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?",
+        allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "Accept",
+            "Prefer",
+            "If-Match",
+            "If-None-Match",
+            "If-None-Exist",
+            "If-Modified-Since",
+            "X-Request-ID",
+        ],
+        expose_headers=["Location", "ETag", "Last-Modified", "Content-Location", "Retry-After"],
+        max_age=600,
     )
     base = settings.base_path.rstrip("/")
     add_auth_routes(app, base)

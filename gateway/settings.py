@@ -74,3 +74,8 @@ class Settings(BaseSettings):
     auth_idp_claim_scope: str = "scope"
     # The access policies; default: profiles_dir/policy/access.yaml.
     access_policy: Path | None = None
+    # Requests a client may make per minute with authentication on (0: no limit).
+    rate_limit_per_minute: int = 6000
+    # Browser origins allowed by CORS (besides http(s)://localhost and 127.0.0.1 on any port,
+    # always allowed for development); a JSON list in the environment.
+    cors_origins: list[str] = []

@@ -76,3 +76,90 @@ def disable(
         typer.echo(f"error: no client {client_id}", err=True)
         raise typer.Exit(2)
     typer.echo(f"disabled {client_id}")
+
+
+@clients_app.command("demo")
+def demo(
+    keys: Path = typer.Option(..., "--keys", help="Folder for the demo clients' private keys"),
+    database_url: str = typer.Option(None, help="Overrides GATEWAY_DATABASE_URL"),
+) -> None:
+    """One demo client per role (demo-<role>, Organization/demo-<role>), keys generated and
+    printed once: on later runs nothing changes."""
+    from joserfc.jwk import ECKey
+
+    async def make(store: ClientStore) -> list[str]:
+        made = []
+        for role in ROLES:
+            client_id = f"demo-{role}"
+            if await store.get(client_id, fresh=True) is not None:
+                continue
+            key = ECKey.generate_key("P-384", private=True, auto_kid=True)
+            path = keys / f"{client_id}.jwk.json"
+            path.write_text(json.dumps(key.as_dict(private=True)), encoding="utf-8")
+            path.chmod(0o600)
+            await store.add(
+                client_id,
+                f"Organization/demo-{role}",
+                role,
+                jwks={"keys": [key.as_dict(private=False)]},
+            )
+            made.append(client_id)
+        return made
+
+    keys.mkdir(parents=True, exist_ok=True)
+    made = asyncio.run(_run(_store(database_url), make))
+    if not made:
+        typer.echo("demo clients exist already (their keys are in the keys folder)")
+        return
+    typer.echo(f"demo clients registered: {', '.join(made)}; private keys in {keys}/")
+    typer.echo(
+        "get a token:  gateway clients token --id demo-admin "
+        f"--key {keys}/demo-admin.jwk.json --url http://localhost:8080/fhir"
+    )
+
+
+@clients_app.command("token")
+def token(
+    client_id: str = typer.Option(..., "--id"),
+    key: Path = typer.Option(..., "--key", help="The client's private JWK (JSON)"),
+    url: str = typer.Option(..., "--url", help="The gateway's FHIR base URL"),
+    scope: str = typer.Option("system/*.rs", "--scope"),
+) -> None:
+    """Obtain an access token the SMART Backend Services way and print it."""
+    import time
+    import uuid
+
+    import httpx
+    from joserfc import jwt
+    from joserfc.jwk import JWKRegistry
+
+    private = JWKRegistry.import_key(json.loads(key.read_text(encoding="utf-8")))
+    alg = "ES384" if private.key_type == "EC" else "RS384"
+    token_url = f"{url.rstrip('/')}/auth/token"
+    now = int(time.time())
+    assertion = jwt.encode(
+        {"alg": alg, "kid": private.kid, "typ": "JWT"},
+        {
+            "iss": client_id,
+            "sub": client_id,
+            "aud": token_url,
+            "exp": now + 240,
+            "jti": str(uuid.uuid4()),
+        },
+        private,
+        algorithms=[alg],
+    )
+    answer = httpx.post(
+        token_url,
+        data={
+            "grant_type": "client_credentials",
+            "scope": scope,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+        },
+        timeout=30,
+    )
+    if answer.status_code != 200:
+        typer.echo(f"error: {answer.status_code} {answer.text}", err=True)
+        raise typer.Exit(1)
+    typer.echo(answer.json()["access_token"])

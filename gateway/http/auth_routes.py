@@ -101,6 +101,7 @@ async def request_context(request: Request, path: str, base: str) -> RequestCont
     if tokens is None or (path.strip("/") in PUBLIC_PATHS and request.method in ("GET", "HEAD")):
         return RequestContext(request_id=request_id)
     principal = await tokens.verify(request.headers.get("authorization"), base)
+    await state.rate_limiter.check(principal.client_id)
     ctx: Any = await state.access.context(
         principal.client_id,
         principal.organization,

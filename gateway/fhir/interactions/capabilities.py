@@ -188,6 +188,7 @@ def capability_statement(core: Any, base_url: str) -> dict[str, Any]:
         rest["searchParam"] = _system_params(core)
     if system_ops:
         rest["operation"] = system_ops
+    rest["security"] = _security(core, base_url)
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -200,6 +201,34 @@ def capability_statement(core: Any, base_url: str) -> dict[str, Any]:
         "format": ["application/fhir+json", "json"],
         "patchFormat": ["application/json-patch+json"],
         "rest": [rest],
+    }
+
+
+_SMART_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+_SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+
+
+def _security(core: Any, base_url: str) -> dict[str, Any]:
+    """How to authenticate (SMART Backend Services), or, in development mode, that nothing
+    is checked: said where every client looks first."""
+    if core.settings.auth != "on":
+        return {
+            "cors": True,
+            "description": "DEVELOPMENT MODE: authentication is off (GATEWAY_AUTH=off); every "
+            "client may read and change everything. Never serve this beyond loopback.",
+        }
+    return {
+        "cors": True,
+        "service": [{"coding": [{"system": _SECURITY_SERVICE, "code": "SMART-on-FHIR"}]}],
+        "extension": [
+            {
+                "url": _SMART_URIS,
+                "extension": [{"url": "token", "valueUri": f"{base_url}/auth/token"}],
+            }
+        ],
+        "description": "SMART Backend Services: client_credentials with a signed client "
+        "assertion (RS384 or ES384) at the token endpoint; system/ scopes (v1 and v2); see "
+        f"{base_url}/.well-known/smart-configuration",
     }
 
 
