@@ -83,7 +83,16 @@ async def build_core(settings: Settings) -> tuple[FhirCore, OutboxRelay]:
     # With authentication on, every write leaves its Provenance (and AuditEvent) in its own
     # transaction.
     annotators = [annotate] if settings.auth == "on" else []
-    store = Store(engine, IndexExtractor(registry), listeners=[relay], annotators=annotators)
+    check_engine = None
+    if settings.auth == "on" and engine.dialect.name == "postgresql":
+        check_engine = create_engine(settings.database_url, pool_size=4, generic_plans=True)
+    store = Store(
+        engine,
+        IndexExtractor(registry),
+        listeners=[relay],
+        annotators=annotators,
+        check_engine=check_engine,
+    )
     return FhirCore(settings, store, registry, operations()), relay
 
 
@@ -161,7 +170,15 @@ def add_auth_routes(app: FastAPI, base: str) -> None:
         except outcomes.OperationOutcomeError as err:
             return error_response(err)
 
+    async def not_post(request: Request) -> Response:
+        err = outcomes.method_not_allowed(request.method, request.url.path)
+        err.headers["Allow"] = "POST"
+        return error_response(err)
+
     app.router.routes.append(Route(f"{base}/auth/token", token, methods=["POST"]))
+    app.router.routes.append(
+        Route(f"{base}/auth/token", not_post, methods=["GET", "HEAD", "PUT", "PATCH", "DELETE"])
+    )
     app.router.routes.append(
         Route(f"{base}/.well-known/smart-configuration", configuration, methods=["GET"])
     )

@@ -86,7 +86,8 @@ async def database_url(request, tmp_path_factory) -> AsyncIterator[str]:
 @contextlib.asynccontextmanager
 async def running_app(database_url: str, **overrides):
     """A gateway app on `database_url` with its lifespan running."""
-    settings = Settings(database_url=database_url, redis_url=None, _env_file=None, **overrides)
+    values = {"redis_url": None, **overrides}
+    settings = Settings(database_url=database_url, _env_file=None, **values)
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application

@@ -70,11 +70,14 @@ def audit_event(
 ) -> dict[str, Any]:
     interaction = slot.interaction or "operation"
     action = _ACTIONS.get(interaction, "R" if method in ("GET", "HEAD") else "E")
+    subtype = {"system": _INTERACTION, "code": interaction}
+    if interaction.startswith("$"):  # restful-interaction has one code for every operation
+        subtype = {"system": _INTERACTION, "code": "operation", "display": interaction}
     outcome = "0" if status < 400 else "4" if status < 500 else "8"
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "type": _EVENT_TYPE,
-        "subtype": [{"system": _INTERACTION, "code": interaction}],
+        "subtype": [subtype],
         "action": action,
         "recorded": clock.to_instant(clock.now_us()),
         "outcome": outcome,
@@ -107,21 +110,20 @@ def audit_event(
     return event
 
 
-def provenance(ctx: RequestContext, written: Sequence[Stored]) -> dict[str, Any]:
+def _activity(written: Sequence[Stored]) -> str:
+    if all(st.deleted for st in written):
+        return "DELETE"
+    return "CREATE" if all(st.created for st in written) else "UPDATE"
+
+
+def provenance(ctx: RequestContext, written: Sequence[Stored], activity: str) -> dict[str, Any]:
     return {
         "resourceType": "Provenance",
         "target": [
             {"reference": f"{st.res_type}/{st.res_id}/_history/{st.version}"} for st in written
         ],
         "recorded": clock.to_instant(clock.now_us()),
-        "activity": {
-            "coding": [
-                {
-                    "system": _PROVENANCE_ACTIVITY,
-                    "code": "CREATE" if all(st.created for st in written) else "UPDATE",
-                }
-            ]
-        },
+        "activity": {"coding": [{"system": _PROVENANCE_ACTIVITY, "code": activity}]},
         "agent": [
             {
                 "type": {
@@ -132,7 +134,7 @@ def provenance(ctx: RequestContext, written: Sequence[Stored]) -> dict[str, Any]
                         }
                     ]
                 },
-                **_agents(ctx)[0],
+                "who": _agents(ctx)[0]["who"],
             }
         ],
     }
@@ -144,10 +146,15 @@ async def annotate(repo: Repository, written: list[Stored]) -> list[Write]:
     ctx = repo.ctx
     if ctx.access is None:
         return []
-    stored = [st for st in written if not st.deleted]
     out = []
-    if stored:
-        out.append(Write("Provenance", str(uuid.uuid4()), provenance(ctx, stored), "POST"))
+    # One Provenance per activity (CREATE, UPDATE, DELETE): who created a resident's record is
+    # what the `registered` access selector asks.
+    by_activity: dict[str, list[Stored]] = {}
+    for st in written:
+        by_activity.setdefault(_activity([st]), []).append(st)
+    for activity, stored in by_activity.items():
+        doc = provenance(ctx, stored, activity)
+        out.append(Write("Provenance", str(uuid.uuid4()), doc, "POST"))
     slot = ctx.audit
     first = isinstance(slot, AuditSlot) and not slot.recorded_in_transaction
     if first and slot.interaction not in ("batch", None):
@@ -166,8 +173,10 @@ class AuditLog:
         self.store = store
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=100_000)
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def start(self) -> None:
+        self._stopping = asyncio.Event()
         self._task = asyncio.ensure_future(self._run())
 
     def record(self, event: dict[str, Any]) -> None:
@@ -193,17 +202,22 @@ class AuditLog:
             await self.flush()
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_SECONDS)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), FLUSH_SECONDS)
             try:
                 await self.flush()
             except Exception:  # noqa: BLE001 - keep auditing; the next flush retries
                 log.exception("writing AuditEvents failed")
 
     async def stop(self) -> None:
-        if self._task is not None:
+        """Write what is queued and end (never cancelled inside a write transaction)."""
+        if self._task is None:
+            return
+        self._stopping.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), 30)
+        except TimeoutError:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        with contextlib.suppress(Exception):
-            await self.flush()

@@ -43,6 +43,7 @@ _WRITES = {"create": "c", "update": "u", "delete": "d"}
 GATEWAY_ONLY = frozenset({"AuditEvent"})
 _DIVISION_EXT = "https://fhir.jtys.cn/StructureDefinition/cn-admin-division"
 _DIVISION_TTL = 60.0
+_ACCESS_TTL = 60.0
 
 
 class ClientAccess:
@@ -61,6 +62,9 @@ class ClientAccess:
             sql,
             readable=lambda t: self.grants.allows(t, "r") or self.grants.allows(t, "s"),
         )
+        # What the role's policy reaches, whatever the token may read: the store checks a
+        # write against it (before and after), so a write-only feed can write.
+        self.reach = Visibility(policy, self.role, principal, parse, sql, writing=True)
 
     def allow(self, interaction: str, res_type: str | None) -> None:
         perm = _PERMS.get(interaction)
@@ -74,9 +78,16 @@ class ClientAccess:
             self.may_write(res_type, {"c": "create", "u": "update", "d": "delete"}[perm])
 
     def condition(
-        self, res_type: str | None, type_col: Any, id_col: Any, types: list[str] | None = None
+        self,
+        res_type: str | None,
+        type_col: Any,
+        id_col: Any,
+        types: list[str] | None = None,
+        *,
+        writing: bool = False,
     ) -> Any:
-        return self.visibility.condition(res_type, type_col, id_col, types)
+        seen = self.reach if writing else self.visibility
+        return seen.condition(res_type, type_col, id_col, types)
 
     def may_write(self, res_type: str, action: str) -> None:
         if not self.grants.allows(res_type, _WRITES[action]):
@@ -97,6 +108,10 @@ class AccessControl:
         self.sql = sql
         self.store = store
         self._divisions: dict[str, tuple[float, str | None]] = {}
+        # One ClientAccess per principal for a minute: its SQL is built once and reused (the
+        # same statement objects let SQLAlchemy and PostgreSQL reuse their work); the
+        # policies' time windows ({now-30d}) are therefore exact to the minute.
+        self._access: dict[tuple[Any, ...], tuple[float, ClientAccess]] = {}
 
     async def context(
         self,
@@ -108,8 +123,18 @@ class AccessControl:
     ) -> RequestContext:
         if role not in self.policy.roles:
             raise outcomes.forbidden(f"No access policy for the role {role!r}")
-        principal = Principal(organization, role, await self._division(organization))
-        access = ClientAccess(self.policy, principal, list(granted), self.parse, self.sql)
+        division = await self._division(organization)
+        key = (organization, role, division, granted)
+        now = time.monotonic()
+        hit = self._access.get(key)
+        if hit is not None and now - hit[0] < _ACCESS_TTL:
+            access = hit[1]
+        else:
+            principal = Principal(organization, role, division)
+            access = ClientAccess(self.policy, principal, list(granted), self.parse, self.sql)
+            if len(self._access) >= 1000:
+                self._access.clear()
+            self._access[key] = (now, access)
         return RequestContext(
             principal=client_id,
             organization=organization,

@@ -58,6 +58,10 @@ def check_jwks(jwks: dict) -> dict:
     for key in keys:
         if not isinstance(key, dict) or not key.get("kid"):
             raise ClientError("every key of the JWK Set needs a 'kid' (SMART Backend Services)")
+        if key.get("kty") not in ("RSA", "EC"):
+            raise ClientError(
+                f"key {key['kid']}: an RSA or EC public key (assertions are RS384 or ES384)"
+            )
         if any(part in key for part in ("d", "p", "q", "dp", "dq", "qi")):
             raise ClientError(f"key {key['kid']} holds private parts: register the public key")
     return jwks

@@ -68,15 +68,20 @@ class Grants:
 
 
 def grant(requested: Iterable[Scope], allowed: Iterable[Scope]) -> list[Scope]:
-    """The part of each requested scope that the allowed ones cover (a wildcard request is
-    granted only by a wildcard allowance)."""
+    """The part of the requested scopes the allowed ones cover: a type's request gets the
+    permissions allowed on that type (or on every type); a wildcard request gets each allowed
+    scope narrowed to the permissions it asked for. Each type once, in request order."""
+    allowed = list(allowed)
     may = Grants(allowed)
-    out = []
+    out: dict[str, set[str]] = {}
     for s in requested:
-        have = (
-            may._by_type.get("*", set()) if s.resource_type == "*" else may.perms(s.resource_type)
-        )
-        perms = s.perms & have
-        if perms:
-            out.append(Scope(s.resource_type, frozenset(perms)))
-    return out
+        if s.resource_type == "*":
+            for a in allowed:
+                perms = s.perms & a.perms
+                if perms:
+                    out.setdefault(a.resource_type, set()).update(perms)
+        else:
+            perms = s.perms & may.perms(s.resource_type)
+            if perms:
+                out.setdefault(s.resource_type, set()).update(perms)
+    return [Scope(t, frozenset(p)) for t, p in out.items()]

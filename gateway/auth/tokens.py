@@ -33,6 +33,8 @@ from gateway.vocab import clock, outcomes
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 CLIENT_ALGS = ["RS384", "ES384"]
 MAX_ASSERTION_SECONDS = 300  # SMART: exp no more than five minutes in the future
+MAX_JTI = 255
+_VERIFIED_MAX = 10_000
 
 
 class OAuthError(Exception):
@@ -92,6 +94,8 @@ class TokenService:
         self.skew = skew
         self.role_scopes = role_scopes
         self.idp = idp
+        # (token, audience) → (exp, principal): a token's signature is verified once.
+        self._verified: dict[tuple[str, str], tuple[int, Principal]] = {}
 
     # --- the token endpoint -----------------------------------------------------------------
     async def issue(self, form: dict[str, str], token_url: str, audience: str) -> dict[str, Any]:
@@ -101,7 +105,9 @@ class TokenService:
             raise OAuthError("invalid_request", f"client_assertion_type must be {ASSERTION_TYPE}")
         assertion = form.get("client_assertion") or ""
         client, claims = await self._client_assertion(assertion, token_url)
-        if not await self.replay.first_use(client.client_id, claims["jti"], claims["exp"] * 10**6):
+        # Kept until no clock the gateway tolerates could still take the assertion.
+        until = int((claims["exp"] + self.skew) * 10**6)
+        if not await self.replay.first_use(client.client_id, claims["jti"], until):
             raise OAuthError("invalid_client", "this client assertion (jti) was used already", 401)
         requested = scopes.parse_all(form.get("scope", ""))
         allowed = scopes.parse_all(client.scopes or self.role_scopes(client.role))
@@ -114,7 +120,7 @@ class TokenService:
         token = jwt.encode(
             {"alg": ALG, "kid": key.kid, "typ": "JWT"},
             {
-                "iss": token_url.rsplit("/", 1)[0],
+                "iss": audience,  # the issuer the SMART configuration names: the FHIR base
                 "sub": client.client_id,
                 "aud": audience,
                 "iat": now,
@@ -163,11 +169,16 @@ class TokenService:
         except JoseError as exc:
             raise OAuthError("invalid_client", f"client_assertion refused: {exc}", 401) from None
         claims = token.claims
-        if not isinstance(claims["exp"], int) or claims["exp"] > clock.now_us() // 10**6 + (
-            MAX_ASSERTION_SECONDS + self.skew
-        ):
+        exp = claims["exp"]
+        if isinstance(exp, bool) or not isinstance(exp, int | float):
+            raise OAuthError("invalid_client", "client_assertion exp is not a NumericDate", 401)
+        if exp > clock.now_us() / 10**6 + MAX_ASSERTION_SECONDS + self.skew:
             raise OAuthError(
                 "invalid_client", "client_assertion exp is more than 5 minutes away", 401
+            )
+        if not isinstance(claims["jti"], str) or not 0 < len(claims["jti"]) <= MAX_JTI:
+            raise OAuthError(
+                "invalid_client", f"client_assertion jti: 1 to {MAX_JTI} characters", 401
             )
         return client, claims
 
@@ -187,7 +198,9 @@ class TokenService:
     # --- every request ----------------------------------------------------------------------
     async def verify(self, authorization: str | None, audience: str) -> Principal:
         if not authorization:
-            raise outcomes.unauthorized("Authentication required: send an access token (Bearer)")
+            raise outcomes.unauthorized(
+                "Authentication required: send an access token (Bearer)", token_sent=False
+            )
         kind, _, token = authorization.partition(" ")
         if kind.lower() != "bearer" or not token.strip():
             raise outcomes.unauthorized("The Authorization header must be 'Bearer <access token>'")
@@ -196,9 +209,25 @@ class TokenService:
         except (JoseError, ValueError):
             raise outcomes.unauthorized("The access token is not a JWT") from None
         token = token.strip()
-        if self.idp is not None and unverified.get("iss") == self.idp.issuer:
-            return await self._verify_idp(token, header)
-        return await self._verify_own(token, header, audience)
+        cached = self._verified.get((token, audience))
+        now = clock.now_us() // 10**6
+        if cached is not None and cached[0] + self.skew > now:
+            principal = cached[1]
+        else:
+            if self.idp is not None and unverified.get("iss") == self.idp.issuer:
+                principal = await self._verify_idp(token, header, audience)
+            else:
+                principal = await self._verify_own(token, header, audience)
+            exp = unverified.get("exp")
+            if isinstance(exp, int):  # verified once; until it expires, only its client is checked
+                if len(self._verified) >= _VERIFIED_MAX:
+                    self._verified.clear()
+                self._verified[(token, audience)] = (exp, principal)
+        if principal.issuer != (self.idp.issuer if self.idp else None):
+            client = await self.clients.get(principal.client_id)
+            if client is None or not client.enabled:
+                raise outcomes.unauthorized("The access token's client is unknown or disabled")
+        return principal
 
     async def _verify_own(self, token: str, header: dict, audience: str) -> Principal:
         try:
@@ -217,7 +246,8 @@ class TokenService:
         client = await self.clients.get(claims["sub"])
         if client is None or not client.enabled:
             raise outcomes.unauthorized("The access token's client is unknown or disabled")
-        # The registration decides, not the token: a changed role or organisation applies now.
+        # The registration decides the role and organisation (as registered when the token
+        # was first verified; a disabled client is refused at once).
         return Principal(
             client.client_id,
             client.organization,
@@ -226,16 +256,19 @@ class TokenService:
             str(claims.get("iss", "")),
         )
 
-    async def _verify_idp(self, token: str, header: dict) -> Principal:
+    async def _verify_idp(self, token: str, header: dict, audience: str) -> Principal:
         idp = self.idp
         assert idp is not None
         try:
             keys = await self.remote.keyset(idp.jwks_url, header.get("kid"))
             decoded = jwt.decode(token, keys, algorithms=list(idp.algorithms))
-            options: dict[str, Any] = {"exp": {"essential": True}}
-            if idp.audience:
-                options["aud"] = {"essential": True, "value": idp.audience}
-            JWTClaimsRegistry(leeway=self.skew, **options).validate(decoded.claims)
+            # RFC 9068 §4: the token must be meant for this resource server: the configured
+            # audience, else the gateway's own FHIR base.
+            JWTClaimsRegistry(
+                leeway=self.skew,
+                exp={"essential": True},
+                aud={"essential": True, "value": idp.audience or audience},
+            ).validate(decoded.claims)
         except JoseError as exc:
             raise outcomes.unauthorized(
                 f"The identity provider's token is not valid: {exc}"

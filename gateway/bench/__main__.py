@@ -16,6 +16,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from gateway.bench import auth as auth_bench
 from gateway.bench import search as search_bench
 from gateway.bench.clients import Connection, median_p95_ms, run_clients
 from gateway.bench.server import gateway_process, throwaway_postgres, throwaway_sqlite
@@ -114,6 +115,8 @@ def main() -> None:
     )
     ap.add_argument("--only", choices=["postgres", "sqlite"], default=None)
     ap.add_argument("--search", action="store_true", help="the search benchmark instead")
+    ap.add_argument("--auth", action="store_true", help="only the authentication cost")
+    ap.add_argument("--auth-patients", type=int, default=2000)
     search_bench.add_arguments(ap)
     args = ap.parse_args()
     console = Console()
@@ -122,6 +125,9 @@ def main() -> None:
     )
     if args.search:
         console.print(search_bench.main_search(args, CORPORA, pg_admin))
+        return
+    if args.auth:
+        console.print(auth_bench.main_auth(args, pg_admin))
         return
     table = Table(title=f"REST core ({os.cpu_count()} cores, {args.workers} gateway workers)")
     for col in (
@@ -140,6 +146,8 @@ def main() -> None:
         with throwaway_sqlite() as url:
             run_backend("SQLite", url, args, table)
     console.print(table)
+    if args.only in (None, "postgres"):
+        console.print(auth_bench.main_auth(args, pg_admin))
 
 
 if __name__ == "__main__":

@@ -74,7 +74,9 @@ def throwaway_sqlite() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def gateway_process(database_url: str, workers: int) -> Iterator[Server]:
+def gateway_process(
+    database_url: str, workers: int, extra_env: dict[str, str] | None = None
+) -> Iterator[Server]:
     # Alembic runs its own event loop: keep it off the caller's (running) loop.
     with ThreadPoolExecutor(1) as pool:
         pool.submit(migrate, database_url).result()
@@ -88,8 +90,9 @@ def gateway_process(database_url: str, workers: int) -> Iterator[Server]:
         "GATEWAY_LOG_LEVEL": "warning",
     }
     # The settings `make run` starts with (foreign data such as Synthea is accepted by them).
-    for name in ("GATEWAY_PROFILE_VALIDATION", "GATEWAY_CORE_VALIDATION"):
+    for name in ("GATEWAY_PROFILE_VALIDATION", "GATEWAY_CORE_VALIDATION", "GATEWAY_AUTH"):
         env.pop(name, None)
+    env.update(extra_env or {})
     env.pop("GATEWAY_REDIS_URL", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", "--no-migrate"],

@@ -40,6 +40,7 @@ class OutboxRelay:
         self.linger = linger
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def notify(self, events: Sequence[Event]) -> None:
         self._wake.set()
@@ -74,7 +75,7 @@ class OutboxRelay:
         return total
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             await asyncio.sleep(self.linger)
@@ -85,10 +86,19 @@ class OutboxRelay:
                 log.exception("outbox relay failed; will retry")
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
-    async def stop(self) -> None:
-        if self._task:
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Let the relay finish the batch in hand, then end it: cancelled in the middle of its
+        transaction, it could leave SQLite's write lock held by a connection nobody closes."""
+        if not self._task:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except TimeoutError:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     TextClause,
     and_,
     exists,
@@ -34,6 +35,8 @@ CARE_DATES_FILE = Path(__file__).resolve().parent / "data" / "care-dates.json"
 REFERENCED_TYPES = ("Practitioner", "Organization", "Location", "Medication")
 REF = idx_reference.c
 R = resources.c
+# Which patients: ids, a query of ids (those a client may see), or None for all of them.
+PatientIds = list[str] | Select[Any] | None
 
 
 @lru_cache(maxsize=1)
@@ -43,7 +46,7 @@ def patient_compartment() -> dict[str, tuple[str, ...]]:
     return {t: tuple(p for p in params if not p.startswith("{")) for t, params in raw.items()}
 
 
-def _pointing_at(patient_ids: list[str] | None) -> list[ColumnElement[bool]]:
+def _pointing_at(patient_ids: PatientIds) -> list[ColumnElement[bool]]:
     conds = [REF.target_type == "Patient"]
     if patient_ids is not None:
         conds.append(REF.target_id.in_(patient_ids))
@@ -73,12 +76,12 @@ def _compartment_params() -> TextClause:
     return text(f"({' OR '.join(terms)})")
 
 
-def member_pairs(patient_ids: list[str] | None) -> Any:
+def member_pairs(patient_ids: PatientIds) -> Any:
     """(type, id) of every resource in the compartments of the given Patients (None: any)."""
     return select(REF.res_type, REF.res_id).where(*_pointing_at(patient_ids), _compartment_params())
 
 
-def everything_keys(patient_ids: list[str] | None) -> Any:
+def everything_keys(patient_ids: PatientIds) -> Any:
     """(res_type, res_id) of what $everything returns: the patients, their compartments, and
     the Practitioners/Organizations/Locations/Medications those refer to, as one UNION of
     index lookups (the target index finds a patient's compartment directly; an OR over

@@ -30,7 +30,11 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, generic_plans: bool = False) -> AsyncEngine:
+    """`generic_plans`: PostgreSQL may reuse a statement's plan across executions (asyncpg
+    prepares every statement): for statements whose text holds their selective values and
+    whose parameters are ids, such as the access checks; planning them costs more than running
+    them."""
     url = normalise_url(url)
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
@@ -49,7 +53,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_recycle=1800,
-        connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
+        connect_args={
+            "server_settings": {"plan_cache_mode": "auto" if generic_plans else "force_custom_plan"}
+        },
     )
 
 

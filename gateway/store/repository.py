@@ -187,16 +187,27 @@ class Repository:
 
     # --- what the client may see --------------------------------------------------------
     def seen(
-        self, res_type: str | None, type_col: Any, id_col: Any, types: list[str] | None = None
+        self,
+        res_type: str | None,
+        type_col: Any,
+        id_col: Any,
+        types: list[str] | None = None,
+        writing: bool = False,
     ) -> list[Any]:
         """The conditions (none or one) that keep a read to what the request's client may see
-        (gateway.vocab.context.Access; nothing is hidden without one)."""
+        (gateway.vocab.context.Access; nothing is hidden without one); `writing`: what its
+        policy reaches."""
         access = self.ctx.access
-        cond = access.condition(res_type, type_col, id_col, types) if access else None
+        cond = (
+            access.condition(res_type, type_col, id_col, types, writing=writing) if access else None
+        )
         return [] if cond is None else [cond]
 
-    async def visible(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which of these (type, id) the client may see (all when nothing is restricted)."""
+    async def visible(
+        self, keys: Sequence[tuple[str, str]], writing: bool = False
+    ) -> set[tuple[str, str]]:
+        """Which of these (type, id) the client may see (all when nothing is restricted);
+        `writing`: which its policy reaches."""
         if self.ctx.access is None or not keys:
             return set(keys)
         types = sorted({t for t, _ in keys})
@@ -206,21 +217,45 @@ class Repository:
                 chunk = list(keys[i : i + _CHUNK])
                 q = select(resources.c.res_type, resources.c.res_id).where(
                     tuple_(resources.c.res_type, resources.c.res_id).in_(chunk),
-                    *self.seen(None, resources.c.res_type, resources.c.res_id, types),
+                    *self.seen(None, resources.c.res_type, resources.c.res_id, types, writing),
                 )
                 out.update((r[0], r[1]) for r in await conn.execute(q))
         return out
 
     # --- reads --------------------------------------------------------------------------
     async def read(self, res_type: str, res_id: str) -> Stored | None:
+        seen = self.seen(res_type, resources.c.res_type, resources.c.res_id)
         q = select(resources).where(
-            resources.c.res_type == res_type,
-            resources.c.res_id == res_id,
-            *self.seen(res_type, resources.c.res_type, resources.c.res_id),
+            resources.c.res_type == res_type, resources.c.res_id == res_id, *seen
         )
-        async with self._reading() as conn:
+        async with self._checking(bool(seen)) as conn:
             row = (await conn.execute(q)).first()
         return _row_to_stored(row) if row else None
+
+    async def sees(self, res_type: str, res_id: str) -> bool:
+        """Whether the client may see this one resource (always, when nothing is restricted)."""
+        seen = self.seen(res_type, resources.c.res_type, resources.c.res_id)
+        if not seen:
+            return True
+        q = select(resources.c.res_id).where(
+            resources.c.res_type == res_type, resources.c.res_id == res_id, *seen
+        )
+        async with self._checking(True) as conn:
+            return (await conn.execute(q)).first() is not None
+
+    @asynccontextmanager
+    async def _checking(self, restricted: bool) -> AsyncIterator[AsyncConnection]:
+        """Where a one-resource read under an access policy runs: on PostgreSQL, outside a
+        transaction, the connections that keep generic plans (Store.check_engine), so the
+        policy's statement (the same text for every request of one principal and type, its
+        values written in; only the id bound) is planned once rather than on every read, which
+        costs more than running it."""
+        if not restricted or self.conn is not None:
+            async with self._reading() as conn:
+                yield conn
+        else:
+            async with self.store.check_engine.connect() as conn:
+                yield conn
 
     async def read_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Stored]:
         out: dict[tuple[str, str], Stored] = {}
@@ -237,13 +272,14 @@ class Repository:
         return out
 
     async def vread(self, res_type: str, res_id: str, version: int) -> Stored | None:
+        seen = self.seen(res_type, history.c.res_type, history.c.res_id)
         q = select(history).where(
             history.c.res_type == res_type,
             history.c.res_id == res_id,
             history.c.version == version,
-            *self.seen(res_type, history.c.res_type, history.c.res_id),
+            *seen,
         )
-        async with self._reading() as conn:
+        async with self._checking(bool(seen)) as conn:
             row = (await conn.execute(q)).first()
         return _history_to_stored(row) if row else None
 
@@ -261,7 +297,10 @@ class Repository:
         Only of resources the client may see now (one that left its reach takes its past
         versions with it)."""
         conds = _history_conditions(res_type, res_id, since, at)
-        conds += self.seen(res_type, history.c.res_type, history.c.res_id)
+        if res_id is None:
+            conds += self.seen(res_type, history.c.res_type, history.c.res_id)
+        elif res_type is not None and not await self.sees(res_type, res_id):
+            return HistoryPage([], None)
         if cursor is not None:
             conds.append(history.c.hid < cursor)
         q = (
@@ -503,20 +542,20 @@ class Repository:
             events.append(Event(w.res_type, w.res_id, version, action, self.ctx.principal))
         if hist_rows:
             await self._write_rows(original, current, final_docs, hist_rows, events)
-        if self.ctx.access is not None and not trusted:
-            # A client writes only what it may read: the written resources must be in its
-            # reach (raising here rolls the whole transaction back).
-            written = [k for k, doc in final_docs.items() if doc is not None]
-            if len(await self.visible(written)) < len(written):
-                raise outcomes.forbidden(
-                    "The written resource would be outside this client's access"
-                )
         self._tx.events.extend(events)
         if not trusted and made:
-            for annotate in self.store.annotators:
+            for annotate in self.store.annotators:  # provenance first: the check may need it
                 extra = await annotate(self, made)
                 if extra:
                     await self._apply(extra, trusted=True)
+        if self.ctx.access is not None and not trusted:
+            # A client writes only within its reach: the written resources must be in it
+            # (raising here rolls the whole transaction back).
+            written = [k for k, doc in final_docs.items() if doc is not None]
+            if len(await self.visible(written, writing=True)) < len(written):
+                raise outcomes.forbidden(
+                    "The written resource would be outside this client's access"
+                )
         return results
 
     async def _authorize(
@@ -531,7 +570,7 @@ class Repository:
             action = "delete" if w.resource is None else "update" if exists else "create"
             access.may_write(w.res_type, action)
         changed = [k for k, cur in original.items() if not cur.deleted]
-        if len(await self.visible(changed)) < len(changed):
+        if len(await self.visible(changed, writing=True)) < len(changed):
             raise outcomes.forbidden("The resource is outside this client's access")
 
     @staticmethod

@@ -34,10 +34,15 @@ class Store:
         hooks: Sequence[WriteHook] = (),
         listeners: Sequence[CommitListener] = (),
         annotators: Sequence[Annotator] = (),
+        check_engine: AsyncEngine | None = None,
     ):
         self.engine = engine
         # Same pool; connections checked out through it run each statement in autocommit.
         self.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Access checks of single resources (Repository.sees): connections that keep generic
+        # plans, where the engine's plan every statement for its values (see engine.py).
+        self._check_pool = check_engine
+        self.check_engine = (check_engine or engine).execution_options(isolation_level="AUTOCOMMIT")
         self.extractor = extractor
         self.hooks = list(hooks)
         self.listeners = list(listeners)
@@ -53,3 +58,5 @@ class Store:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._check_pool is not None:
+            await self._check_pool.dispose()

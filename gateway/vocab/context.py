@@ -17,11 +17,18 @@ class Access(Protocol):
         `res_type` at all (its scopes and its role's policy)."""
 
     def condition(
-        self, res_type: str | None, type_col: Any, id_col: Any, types: list[str] | None = None
+        self,
+        res_type: str | None,
+        type_col: Any,
+        id_col: Any,
+        types: list[str] | None = None,
+        *,
+        writing: bool = False,
     ) -> Any:
         """A SQL condition on (type_col, id_col) that holds for the stored resources the client
         may see; None when it may see every one. `res_type` None: rows of any type (or of
-        `types`)."""
+        `types`). `writing`: what its role's policy reaches, whatever its token's read scopes
+        (a write-only feed writes what it could not read back)."""
 
     def may_write(self, res_type: str, action: str) -> None:
         """Raise a 403 unless the client may `action` (create | update | delete) resources of

@@ -157,10 +157,14 @@ def forbidden(text: str):
     return error(403, "forbidden", "GW-1042", text)
 
 
-def unauthorized(text: str):
-    """No valid access token: 401, with the challenge RFC 6750 asks for."""
+def unauthorized(text: str, token_sent: bool = True):
+    """No valid access token: 401, with the challenge RFC 6750 §3 asks for (an error code only
+    when a token was sent)."""
     err = error(401, "login", "GW-1040", text)
-    err.headers["WWW-Authenticate"] = 'Bearer realm="fhir", error="invalid_token"'
+    challenge = 'Bearer realm="fhir"'
+    err.headers["WWW-Authenticate"] = (
+        challenge + ', error="invalid_token"' if token_sent else challenge
+    )
     return err
 
 

@@ -101,7 +101,9 @@ def register(auth_app):
     return make
 
 
-async def token_for(http: httpx.AsyncClient, client: SmartClient, scope: str = "system/*.cruds") -> str:
+async def token_for(
+    http: httpx.AsyncClient, client: SmartClient, scope: str = "system/*.cruds"
+) -> str:
     r = await http.post("/auth/token", data=client.form(scope))
     assert r.status_code == 200, r.text
     return r.json()["access_token"]

@@ -13,13 +13,15 @@ import asyncio
 from typing import Any
 from urllib.parse import urlencode
 
+from sqlalchemy import select
+
 from gateway.fhir.bundles import Entry, assemble
 from gateway.fhir.operations import Operation
 from gateway.fhir.operations.params import operation_params
 from gateway.fhir.parse import is_resource_type
 from gateway.fhir.request import FhirResponse
 from gateway.fhir.router import Call
-from gateway.search.compartment import everything_keys, in_care_period
+from gateway.search.compartment import PatientIds, everything_keys, in_care_period
 from gateway.search.paging import beyond, decode_cursor, encode_cursor, order_by
 from gateway.search.query_values import date_range
 from gateway.store.tables import resources
@@ -67,7 +69,7 @@ def _count(call: Call, params: dict[str, Any]) -> int:
 
 async def everything(call: Call) -> FhirResponse:
     params = operation_params(call.req)
-    patient_ids = None
+    patient_ids: PatientIds = None
     if call.res_id is not None:
         current = await call.repo.read("Patient", call.res_id)
         if current is None:
@@ -75,6 +77,13 @@ async def everything(call: Call) -> FhirResponse:
         if current.deleted:
             raise outcomes.gone("Patient", call.res_id, current.version)
         patient_ids = [call.res_id]
+    else:
+        # Every Patient the client may see (everything, when nothing is restricted).
+        seen = call.repo.seen("Patient", resources.c.res_type, resources.c.res_id)
+        if seen:
+            patient_ids = select(resources.c.res_id).where(
+                resources.c.res_type == "Patient", resources.c.deleted.is_(False), *seen
+            )
     keys = everything_keys(patient_ids)
     sort = [(keys.c.res_type, False), (keys.c.res_id, False)]
     where: list[Any] = []
