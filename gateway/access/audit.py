@@ -154,14 +154,14 @@ async def annotate(repo: Repository, written: list[Stored]) -> list[Write]:
         by_activity.setdefault(_activity([st]), []).append(st)
     for activity, stored in by_activity.items():
         doc = provenance(ctx, stored, activity)
-        out.append(Write("Provenance", str(uuid.uuid4()), doc, "POST"))
+        out.append(Write("Provenance", str(uuid.uuid4()), doc, "POST", create_only=True))
     slot = ctx.audit
     first = isinstance(slot, AuditSlot) and not slot.recorded_in_transaction
     if first and slot.interaction not in ("batch", None):
         slot.entities = [f"{st.res_type}/{st.res_id}/_history/{st.version}" for st in written]
         method = {"create": "POST", "delete": "DELETE"}.get(slot.interaction or "", "PUT")
         event = audit_event(ctx, slot, method, "", 200)
-        out.append(Write("AuditEvent", str(uuid.uuid4()), event, "POST"))
+        out.append(Write("AuditEvent", str(uuid.uuid4()), event, "POST", create_only=True))
         slot.recorded_in_transaction = True
     return out
 
@@ -191,7 +191,9 @@ class AuditLog:
         while not self._queue.empty() and len(batch) < BATCH:
             batch.append(self._queue.get_nowait())
         if batch:
-            writes = [Write("AuditEvent", str(uuid.uuid4()), e, "POST") for e in batch]
+            writes = [
+                Write("AuditEvent", str(uuid.uuid4()), e, "POST", create_only=True) for e in batch
+            ]
             try:
                 await self.store.repository(RequestContext.system()).apply(writes)
             except Exception:

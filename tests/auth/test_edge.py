@@ -125,3 +125,47 @@ def test_identity_numbers_are_masked_in_every_log_record(caplog):
     assert redact.mask("phone 13800138000, order 1234567890123456789") == (
         "phone 13800138000, order 1234567890123456789"
     )
+
+
+# --- the policy file is checked at start-up -------------------------------------------------
+@pytest.mark.parametrize(
+    "change, where",
+    [
+        (lambda t: t.replace("version: 1", "version: 2"), "version"),
+        (
+            lambda t: t.replace("read: [compartment, directory, own]", "read: [everything]", 1),
+            "roles.primary-care.read",
+        ),
+        (
+            lambda t: t.replace(
+                "residents: [contracted, registered]", "residents: [contracted, nobody]"
+            ),
+            "roles.primary-care.residents",
+        ),
+        (
+            lambda t: t.replace("[Organization, Practitioner,", "[Organisation, Practitioner,", 1),
+            "directory",
+        ),
+        (
+            lambda t: t.replace("organization={organization}", "organization={organisation}"),
+            "selectors.contracted.0.search",
+        ),
+        (lambda t: t.replace("  admin:\n", "  administrator:\n"), "roles: no policy for admin"),
+        (lambda t: t + "\n  oops: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_a_broken_policy_stops_start_up_naming_the_place(tmp_path, change, where):
+    from pathlib import Path
+
+    from gateway.access.policy import PolicyError, load_policy
+    from gateway.app import create_app
+    from gateway.settings import Settings
+
+    source = Path(__file__).resolve().parents[2] / "profiles" / "policy" / "access.yaml"
+    broken = tmp_path / "access.yaml"
+    broken.write_text(change(source.read_text(encoding="utf-8")), encoding="utf-8")
+    with pytest.raises(PolicyError) as err:
+        load_policy(broken)
+    assert where in str(err.value)
+    with pytest.raises(PolicyError):
+        create_app(Settings(access_policy=broken, _env_file=None))
