@@ -82,7 +82,7 @@ async def build_core(settings: Settings) -> tuple[FhirCore, OutboxRelay]:
     relay = OutboxRelay(engine, make_bus(settings))
     # With authentication on, every write leaves its Provenance (and AuditEvent) in its own
     # transaction.
-    annotators = [annotate] if settings.auth == "on" else []
+    annotators = [annotate] if settings.auth == "on" and settings.audit else []
     check_engine = None
     if settings.auth == "on" and engine.dialect.name == "postgresql":
         check_engine = create_engine(settings.database_url, pool_size=4, generic_plans=True)
@@ -203,7 +203,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.tokens, app.state.access = auth.tokens, auth.access
         app.state.rate_limiter, closers = auth.limiter, auth.closers
         app.state.audit_log = None
-        if settings.auth == "on":
+        if settings.auth == "on" and settings.audit:
             app.state.audit_log = AuditLog(core.store)
             app.state.audit_log.start()
             closers.insert(0, app.state.audit_log.stop)

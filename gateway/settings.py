@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     auth_idp_claim_scope: str = "scope"
     # The access policies; default: profiles_dir/policy/access.yaml.
     access_policy: Path | None = None
+    # With authentication on, an AuditEvent for every request (and a Provenance for every
+    # write). Off only where another system keeps the access log: it costs a write per read.
+    audit: bool = True
     # Requests a client may make per minute with authentication on (0: no limit).
     rate_limit_per_minute: int = 6000
     # Browser origins allowed by CORS (besides http(s)://localhost and 127.0.0.1 on any port,

@@ -1,10 +1,11 @@
 """`python -m gateway.bench --auth`: what authentication and authorization cost a read and a
 search, on PostgreSQL.
 
-One database, three rounds of the same requests: the gateway with authentication off; on, as
-an admin client (token verification, audit); on, as a regional platform client whose access
-policy picks residents by division code (the policy's SQL on every request). Printed: median
-and p95 per round, and the cost over the first round (target: read p50 ≤ +10%).
+One database, rounds of the same requests: the gateway with authentication off; on, as an
+admin client (token verification) and as a regional platform client whose access policy picks
+residents by division code (the policy's SQL on every request), each without and with the
+audit trail (an AuditEvent written for every request). Printed: median and p95 per round, and
+the cost over the first round (target: authorization, read p50 ≤ +10%).
 """
 
 from __future__ import annotations
@@ -142,14 +143,20 @@ def main_auth(args: Any, pg_admin: str) -> Table:
                 ("bench-platform", "Organization/bench-platform", "platform", platform_key),
             ],
         )
-        env = {"GATEWAY_AUTH": "on", "GATEWAY_RATE_LIMIT_PER_MINUTE": "0"}
-        with gateway_process(url, args.workers, env) as server:
-            for name, client_id, key in (
-                ("on, admin", "bench-admin", admin_key),
-                ("on, platform (division policy)", "bench-platform", platform_key),
-            ):
-                auth = {"Authorization": f"Bearer {_token(server.base, client_id, key)}"}
-                rounds[name] = _measure(server.base, ids, auth, args.reads)
+        for audit in ("off", "on"):
+            env = {
+                "GATEWAY_AUTH": "on",
+                "GATEWAY_RATE_LIMIT_PER_MINUTE": "0",
+                "GATEWAY_AUDIT": "true" if audit == "on" else "false",
+            }
+            with gateway_process(url, args.workers, env) as server:
+                for name, client_id, key in (
+                    ("admin", "bench-admin", admin_key),
+                    ("platform (division policy)", "bench-platform", platform_key),
+                ):
+                    auth = {"Authorization": f"Bearer {_token(server.base, client_id, key)}"}
+                    label = f"on, {name}, audit {audit}"
+                    rounds[label] = _measure(server.base, ids, auth, args.reads)
     base_read = rounds["authentication off"]["read"][0]
     for name, r in rounds.items():
         cost = (

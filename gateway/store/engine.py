@@ -54,7 +54,9 @@ def create_engine(url: str, *, pool_size: int = 10, generic_plans: bool = False)
         max_overflow=pool_size,
         pool_recycle=1800,
         connect_args={
-            "server_settings": {"plan_cache_mode": "auto" if generic_plans else "force_custom_plan"}
+            "server_settings": {
+                "plan_cache_mode": "force_generic_plan" if generic_plans else "force_custom_plan"
+            }
         },
     )
 
