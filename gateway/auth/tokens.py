@@ -204,16 +204,16 @@ class TokenService:
         kind, _, token = authorization.partition(" ")
         if kind.lower() != "bearer" or not token.strip():
             raise outcomes.unauthorized("The Authorization header must be 'Bearer <access token>'")
-        try:
-            header, unverified = _peek(token.strip())
-        except (JoseError, ValueError):
-            raise outcomes.unauthorized("The access token is not a JWT") from None
         token = token.strip()
         cached = self._verified.get((token, audience))
         now = clock.now_us() // 10**6
         if cached is not None and cached[0] + self.skew > now:
             principal = cached[1]
         else:
+            try:
+                header, unverified = _peek(token)
+            except (JoseError, ValueError):
+                raise outcomes.unauthorized("The access token is not a JWT") from None
             if self.idp is not None and unverified.get("iss") == self.idp.issuer:
                 principal = await self._verify_idp(token, header, audience)
             else:
@@ -223,7 +223,7 @@ class TokenService:
                 if len(self._verified) >= _VERIFIED_MAX:
                     self._verified.clear()
                 self._verified[(token, audience)] = (exp, principal)
-        if principal.issuer != (self.idp.issuer if self.idp else None):
+        if self.idp is None or principal.issuer != self.idp.issuer:  # a registered client's
             client = await self.clients.get(principal.client_id)
             if client is None or not client.enabled:
                 raise outcomes.unauthorized("The access token's client is unknown or disabled")
