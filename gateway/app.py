@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -35,7 +37,9 @@ from gateway.fhir.operations.everything import EVERYTHING
 from gateway.fhir.operations.terminology import EXPAND, LOOKUP, VALIDATE_CODE
 from gateway.fhir.operations.validate import VALIDATE
 from gateway.http.adapter import base_url, error_response, fhir_endpoint
+from gateway.http.admission import Admission
 from gateway.http.auth_routes import jwks, smart_configuration, token_endpoint
+from gateway.http.hosts import HostCheck
 from gateway.http.rate_limit import RateLimiter
 from gateway.search.extract import IndexExtractor
 from gateway.search.registry import SearchParamRegistry
@@ -64,11 +68,19 @@ def load_registry(settings: Settings) -> SearchParamRegistry:
     return SearchParamRegistry.load(extra_dirs=[settings.profiles_dir / "SearchParameter"])
 
 
+def redis_client(url: str) -> Any:
+    """A Redis client that gives up within seconds: a frozen or unreachable Redis must turn
+    into an error the caller handles, never a request (or the event relay) hanging on it."""
+    import redis.asyncio as aioredis
+
+    return aioredis.from_url(
+        url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30
+    )
+
+
 def make_bus(settings: Settings) -> EventBus:
     if settings.redis_url:
-        import redis.asyncio as aioredis
-
-        return RedisStreamBus(aioredis.from_url(settings.redis_url))
+        return RedisStreamBus(redis_client(settings.redis_url))
     return InProcessBus()
 
 
@@ -77,7 +89,12 @@ def operations() -> dict[str, Operation]:
 
 
 async def build_core(settings: Settings) -> tuple[FhirCore, OutboxRelay]:
-    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    engine = create_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        statement_timeout=settings.db_statement_timeout,
+        pool_timeout=settings.db_pool_timeout,
+    )
     registry = load_registry(settings)
     relay = OutboxRelay(engine, make_bus(settings))
     # With authentication on, every write leaves its Provenance (and AuditEvent) in its own
@@ -85,7 +102,13 @@ async def build_core(settings: Settings) -> tuple[FhirCore, OutboxRelay]:
     annotators = [annotate] if settings.auth == "on" and settings.audit else []
     check_engine = None
     if settings.auth == "on" and engine.dialect.name == "postgresql":
-        check_engine = create_engine(settings.database_url, pool_size=4, generic_plans=True)
+        check_engine = create_engine(
+            settings.database_url,
+            pool_size=4,
+            generic_plans=True,
+            statement_timeout=settings.db_statement_timeout,
+            pool_timeout=settings.db_pool_timeout,
+        )
     store = Store(
         engine,
         IndexExtractor(registry),
@@ -114,9 +137,7 @@ async def build_auth(settings: Settings, policy: Policy, core: FhirCore) -> Auth
     http = httpx.AsyncClient()
     redis = None
     if settings.redis_url:
-        import redis.asyncio as aioredis
-
-        redis = aioredis.from_url(settings.redis_url)
+        redis = redis_client(settings.redis_url)
     idp = None
     if settings.auth_idp_issuer and settings.auth_idp_jwks_url:
         idp = IdentityProvider(
@@ -198,6 +219,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await install_conformance(core.store, list(registry.local_resources()))
         app.state.settings = settings
         app.state.core = core
+        app.state.admission = Admission(settings.max_inflight_writes, settings.max_inflight_bytes)
         app.state.relay = relay
         auth = await build_auth(settings, policy, core)
         app.state.tokens, app.state.access = auth.tokens, auth.access
@@ -230,6 +252,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="FHIR family-doctor gateway", lifespan=lifespan, docs_url=None, redoc_url=None
     )
+    if settings.allowed_hosts:  # a Host header outside the list is a 400 before anything
+        app.add_middleware(HostCheck, allowed=settings.allowed_hosts)
     # Browser apps: the configured origins and loopback (development) only; preflights are
     # answered here, before authentication (a preflight carries no token).
     app.add_middleware(
@@ -267,6 +291,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
+        """Liveness: the process answers."""
         return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        """Readiness: the database answers within 2 seconds (else 503: take this replica out
+        of the load balancer until it does)."""
+        try:
+            async with asyncio.timeout(2):
+                async with request.app.state.core.store.read_engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            # the kind of failure only: the message may name hosts and users
+            return JSONResponse(
+                {"status": "unavailable", "database": type(exc).__name__},
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
+        return JSONResponse({"status": "ready"})
 
     return app

@@ -46,6 +46,13 @@ def serve(
             err=True,
         )
         raise typer.Exit(2)
+    if bind not in LOOPBACK and not (settings.public_base_url or settings.allowed_hosts):
+        typer.echo(
+            f"error: serving on {bind} needs GATEWAY_PUBLIC_BASE_URL or GATEWAY_ALLOWED_HOSTS: "
+            "links (Location, fullUrl, paging) must not take whatever Host a client sends",
+            err=True,
+        )
+        raise typer.Exit(2)
     if migrate_first:
         from gateway.search.reindex import migrate as migrate_database
 
@@ -57,6 +64,9 @@ def serve(
         workers=workers or settings.workers,
         log_level=settings.log_level,
         proxy_headers=True,
+        limit_concurrency=settings.max_connections,
+        timeout_keep_alive=settings.keep_alive_timeout,
+        timeout_graceful_shutdown=30,
     )
 
 

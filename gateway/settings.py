@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     # Absolute base URL clients see (behind a proxy); default: derived from each request.
     public_base_url: str | None = None
+    # Host header values accepted (others: 400), so links never point at a host a client
+    # made up; serving beyond loopback needs these or public_base_url (a JSON list).
+    allowed_hosts: list[str] = []
     base_path: str = "/fhir"
     # Real transaction bundles reach tens of MB (a Synthea patient is 1–5 MB); 1 MB caps break them.
     max_body_bytes: int = 256 * 1024 * 1024
@@ -37,6 +40,21 @@ class Settings(BaseSettings):
     # Where our profiles, SearchParameters and policy packs live.
     profiles_dir: Path = PROJECT_ROOT / "profiles"
     db_pool_size: int = 10
+    # Deadlines (seconds): a statement (PostgreSQL cancels it; SQLite waits that long for its
+    # write lock), and a request waiting for a pooled connection: past them, 503 Retry-After.
+    db_statement_timeout: float = 30.0
+    db_pool_timeout: float = 10.0
+    # Work in flight per process: requests with a body handled at once, and their bodies'
+    # bytes together; beyond either a request waits 2 s for room, then gets 503 Retry-After.
+    max_inflight_writes: int = 16
+    max_inflight_bytes: int = 512 * 1024 * 1024
+    # Slow clients: a request body must arrive within this many seconds (else 408); open
+    # connections per process beyond max_connections get 503 from the server itself; an idle
+    # keep-alive connection is closed after keep_alive_timeout. Facing the internet, put the
+    # reverse proxy of docker-compose.yml in front (header and body timeouts per read).
+    body_read_timeout: float = 60.0
+    max_connections: int = 1000
+    keep_alive_timeout: int = 5
     # Processes validating large transaction bundles in parallel (unset: one per core; 0: inline).
     validation_workers: int | None = None
     # Profile validation on write: "default" (claimed profiles + our domain profiles for resources

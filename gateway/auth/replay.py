@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from redis.exceptions import RedisError
 from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,7 +28,11 @@ class ReplayGuard:
         now = clock.now_us()
         ttl_ms = max(1, (expires_us - now) // 1000)
         if self.redis is not None:
-            return bool(await self.redis.set(_PREFIX + key, b"1", nx=True, px=ttl_ms))
+            try:
+                return bool(await self.redis.set(_PREFIX + key, b"1", nx=True, px=ttl_ms))
+            except RedisError as exc:
+                # Fail closed: without Redis no replica can tell a replay (503, retry later).
+                raise ConnectionError(f"replay store unavailable: {type(exc).__name__}") from exc
         try:
             async with self.engine.begin() as conn:
                 await conn.execute(delete(auth_jti).where(auth_jti.c.expires_at < now))

@@ -17,6 +17,9 @@ STREAM = "gateway:events"
 
 class EventBus(Protocol):
     async def publish(self, events: Sequence[Event]) -> None: ...
+    async def check(self) -> None:
+        """Raise if the bus cannot take events now."""
+
     async def close(self) -> None: ...
 
 
@@ -31,6 +34,9 @@ class InProcessBus:
         for event in events:
             for fn in self.subscribers:
                 await fn(event)
+
+    async def check(self) -> None:
+        return None
 
     async def close(self) -> None:
         return None
@@ -60,6 +66,9 @@ class RedisStreamBus:
                     approximate=True,
                 )
             await pipe.execute()
+
+    async def check(self) -> None:
+        await self.redis.ping()
 
     async def close(self) -> None:
         await self.redis.aclose()

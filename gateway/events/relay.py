@@ -31,6 +31,7 @@ class OutboxRelay:
         batch: int = 500,
         interval: float = 5.0,
         linger: float = 0.05,
+        max_backoff: float = 30.0,
     ):
         self.engine = engine
         self.bus = bus
@@ -38,7 +39,9 @@ class OutboxRelay:
         self.interval = interval
         # Wait this long after a wake-up so one relay transaction carries many commits' events.
         self.linger = linger
+        self.max_backoff = max_backoff
         self._wake = asyncio.Event()
+        self._halt = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -75,18 +78,42 @@ class OutboxRelay:
         return total
 
     async def _run(self) -> None:
+        failing = False
+        delay = self.interval
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                await asyncio.wait_for(self._wake.wait(), delay)
             await asyncio.sleep(self.linger)
             self._wake.clear()
             try:
-                await self.drain()
-            except Exception:  # keep relaying: a bus outage must not kill the gateway
-                log.exception("outbox relay failed; will retry")
+                # A bus that does not answer is found out before a batch is locked: the rows
+                # stay claimable (and SQLite's write lock free) while it is away.
+                await self.bus.check()
+                published = await self.drain()
+            except Exception as exc:  # noqa: BLE001 - keep relaying: an outage must not kill the gateway
+                if not failing:  # one line per change of state, not a traceback per retry
+                    log.warning(
+                        "event relay paused: %s (%s); events stay in the outbox, retrying",
+                        type(exc).__name__,
+                        exc,
+                    )
+                    failing = True
+                # back off, and ignore the wake-ups of each commit until the next try
+                delay = min(self.max_backoff, max(delay * 2, 1.0))
+                await self._sleep_unless_stopping(delay)
+                continue
+            if failing:
+                log.warning("event relay resumed: %d events published", published)
+                failing = False
+            delay = self.interval
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._halt.wait(), seconds)
 
     def start(self) -> None:
         self._stopping = False
+        self._halt.clear()
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self, timeout: float = 10.0) -> None:
@@ -96,6 +123,7 @@ class OutboxRelay:
             return
         self._stopping = True
         self._wake.set()
+        self._halt.set()
         try:
             await asyncio.wait_for(asyncio.shield(self._task), timeout)
         except TimeoutError:

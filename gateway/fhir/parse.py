@@ -28,6 +28,9 @@ def is_resource_type(rtype: str) -> bool:
 
 
 _BOM = b"\xef\xbb\xbf"
+# Parsed, a JSON object costs ~0.3 KB of memory: a body may hold this many (a 3.6 MB Synthea
+# bundle holds ~100,000), so no request can take gigabytes.
+MAX_OBJECTS = 1_000_000
 
 
 def parse_json(body: bytes | None) -> Any:
@@ -35,6 +38,13 @@ def parse_json(body: bytes | None) -> Any:
         body = body[len(_BOM) :]  # RFC 8259 §8.1: a parser MAY ignore a byte order mark
     if not body:
         raise outcomes.bad_request("The request body is empty", gw="GW-1014")
+    if body.count(b"{") > MAX_OBJECTS:  # counted before any parse: bounded memory per request
+        raise outcomes.error(
+            413,
+            "too-costly",
+            "GW-1035",
+            f"The body holds more than {MAX_OBJECTS:,} JSON objects: split it into smaller bundles",
+        )
     try:
         doc = orjson.loads(body)  # strict syntax and UTF-8
     except orjson.JSONDecodeError as exc:

@@ -13,6 +13,7 @@ import asyncio
 import gc
 import multiprocessing
 import os
+import sys
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,8 +31,24 @@ _Found = list[tuple[Issue, int]]  # (issue, HTTP status of the error that carrie
 _worker_check: WriteCheck | None = None  # one per worker process, built by _init_worker
 
 
+def _die_with_parent() -> None:
+    """Linux: end this worker when the process that started it ends, however it ends (a
+    killed gateway worker must not leave validation processes behind)."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+    import signal
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent is already gone
+        os._exit(0)
+
+
 def _init_worker(config: dict[str, Any]) -> None:
     global _worker_check
+    _die_with_parent()
     _worker_check = WriteCheck(**config)
     gc.freeze()  # long-lived start-up objects: out of the collector's way (see app.py)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -10,7 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.fhir.request import FhirRequest, FhirResponse
+from gateway.http.admission import Admission, Budget
 from gateway.http.auth_routes import record_access, request_context
+from gateway.store.errors import database_unavailable, unavailable
 from gateway.vocab import json_io, outcomes
 from gateway.vocab.context import RequestContext
 from gateway.vocab.outcomes import OperationOutcomeError
@@ -111,17 +115,27 @@ def _other_fhir_version(status: int, value: str) -> OperationOutcomeError:
     )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, budget: Budget | None) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise outcomes.body_too_large(limit)
+    if budget is not None and declared and declared.isdigit():
+        await budget.grow_to(int(declared))
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             raise outcomes.body_too_large(limit)
+        if budget is not None and size > budget.size:  # chunked, or more than declared
+            await budget.grow_to(max(size, 2 * budget.size))
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _body_too_slow(seconds: float) -> OperationOutcomeError:
+    return outcomes.error(
+        408, "timeout", "GW-1048", f"The request body did not arrive within {seconds:g} seconds"
+    )
 
 
 def _render(resp: FhirResponse, pretty: bool, head: bool = False) -> Response:
@@ -179,25 +193,41 @@ async def fhir_endpoint(request: Request) -> Response:
         base = base_url(request, settings)
         # Who is asking, before a byte of the body is read: no token, no work.
         context = await request_context(request, path, base)
-        if request.method in ("POST", "PUT", "PATCH"):
-            body = await _read_body(request, settings.max_body_bytes)
-            _check_content_type(request.headers.get("content-type"), body, path)
-        req = FhirRequest(
-            method=request.method,
-            path=path.strip("/"),
-            query=[(k, v) for k, v in query if k not in _FORMAT_PARAMS],
-            headers={k.lower(): v for k, v in request.headers.items()},
-            body=body,
-            base_url=base,
-            context=context,
-        )
-        resp = await state.core.handle(req)
+        writes = request.method in ("POST", "PUT", "PATCH")
+        admission: Admission | None = getattr(state, "admission", None) if writes else None
+        # Bounded work in flight (503 Retry-After beyond it): body bytes while reading and
+        # handling, a work slot while handling.
+        async with contextlib.AsyncExitStack() as held:
+            if writes:
+                budget = await held.enter_async_context(admission.budget()) if admission else None
+                try:
+                    async with asyncio.timeout(settings.body_read_timeout):
+                        body = await _read_body(request, settings.max_body_bytes, budget)
+                except TimeoutError:
+                    raise _body_too_slow(settings.body_read_timeout) from None
+                _check_content_type(request.headers.get("content-type"), body, path)
+                if admission:
+                    await held.enter_async_context(admission.slot())
+            req = FhirRequest(
+                method=request.method,
+                path=path.strip("/"),
+                query=[(k, v) for k, v in query if k not in _FORMAT_PARAMS],
+                headers={k.lower(): v for k, v in request.headers.items()},
+                body=body,
+                base_url=base,
+                context=context,
+            )
+            resp = await state.core.handle(req)
         status = resp.status
         return _render(resp, pretty, head)
     except OperationOutcomeError as err:
         status = err.status
         return error_response(err, pretty, head)
-    except Exception:  # the one catch-all: a bug must still answer with an OperationOutcome
+    except Exception as exc:  # the one catch-all: always an OperationOutcome
+        if unavailable(exc):  # the database, not the request: come back later
+            status = 503
+            log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+            return error_response(database_unavailable(), pretty, head)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(outcomes.internal_error(), pretty, head)
     finally:

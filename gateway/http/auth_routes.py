@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.access.audit import AuditSlot, audit_event
 from gateway.auth.tokens import CLIENT_ALGS, OAuthError
+from gateway.store import errors as store_errors
 from gateway.vocab import outcomes
 from gateway.vocab.context import RequestContext
 
@@ -54,6 +55,12 @@ async def token_endpoint(request: Request, base: str) -> Response:
         answer = await state.tokens.issue(form, token_url(base), audience=base)
     except OAuthError as err:
         return _oauth_error(err)
+    except Exception as exc:
+        if not store_errors.unavailable(exc):
+            raise
+        # The client store, the keys or the replay store (Redis) is away: "not now", not 500.
+        busy = OAuthError("temporarily_unavailable", "retry the token request shortly", 503)
+        return _oauth_error(busy)
     return JSONResponse(answer, headers=_NO_STORE)
 
 
@@ -61,6 +68,8 @@ def _oauth_error(err: OAuthError) -> Response:
     headers = dict(_NO_STORE)
     if err.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="token"'  # RFC 6749 §5.2 invalid_client
+    if err.status == 503:
+        headers["Retry-After"] = str(store_errors.RETRY_AFTER_SECONDS)
     return JSONResponse(err.body(), status_code=err.status, headers=headers)
 
 

@@ -103,6 +103,8 @@ def decode_cursor(token: str, keys: list[Key]) -> tuple[str, list[Any]]:
             raise ValueError("key count")
         if not all(_fits(expr, v) for (expr, _), v in zip(keys, values, strict=True)):
             raise ValueError("key type")
+        if any(isinstance(v, str) and "\x00" in v for v in values):
+            raise ValueError("NUL")  # no text a database stores holds one
     except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         raise outcomes.bad_request(
             "Invalid or expired _cursor: follow the links of a fresh search",

@@ -273,6 +273,13 @@ def parse_search(
     n_values = n_filters = 0
     for pos, (raw_name, value) in enumerate(query):
         parser.pos = pos
+        if "\x00" in raw_name or "\x00" in value:
+            # No stored value holds a NUL (PostgreSQL's text cannot): a 400 on every database.
+            raise outcomes.bad_request(
+                f"A NUL character in the search parameter {raw_name.replace(chr(0), '?')!r}",
+                raw_name.replace("\x00", "\\u0000"),
+                "GW-1312",
+            )
         name = raw_name.partition(":")[0]
         if name not in RESULT_PARAMS:
             n_filters += 1

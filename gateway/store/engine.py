@@ -30,18 +30,30 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_engine(url: str, *, pool_size: int = 10, generic_plans: bool = False) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    generic_plans: bool = False,
+    statement_timeout: float | None = None,
+    pool_timeout: float = 30.0,
+) -> AsyncEngine:
     """`generic_plans`: PostgreSQL may reuse a statement's plan across executions (asyncpg
     prepares every statement): for statements whose text holds their selective values and
     whose parameters are ids, such as the access checks; planning them costs more than running
-    them."""
+    them. Deadlines: a statement may run `statement_timeout` seconds (PostgreSQL cancels it;
+    SQLite waits that long for its write lock), a request waits `pool_timeout` seconds for a
+    pooled connection, a connection attempt 5 seconds: a frozen or absent database answers
+    503 within them, never holds a request as long as it is frozen. None: no statement deadline
+    (migrations, reindexing; SQLite still waits up to a minute for its lock)."""
     url = normalise_url(url)
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 60})
-        _configure_sqlite(engine)
+        busy = statement_timeout or 60.0
+        engine = create_async_engine(url, connect_args={"timeout": busy}, pool_timeout=pool_timeout)
+        _configure_sqlite(engine, int(busy * 1000))
         return engine
     # No pre-ping: it costs a round trip on every checkout; recycle stale connections instead.
     # Custom plans always: asyncpg prepares every statement, and after five executions
@@ -53,15 +65,19 @@ def create_engine(url: str, *, pool_size: int = 10, generic_plans: bool = False)
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_recycle=1800,
+        pool_timeout=pool_timeout,
         connect_args={
+            "timeout": 5,
+            "command_timeout": statement_timeout + 5 if statement_timeout else None,
             "server_settings": {
-                "plan_cache_mode": "force_generic_plan" if generic_plans else "force_custom_plan"
-            }
+                "plan_cache_mode": "force_generic_plan" if generic_plans else "force_custom_plan",
+                "statement_timeout": str(int((statement_timeout or 0) * 1000)),
+            },
         },
     )
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, busy_ms: int) -> None:
     # Take transaction control from the sqlite3 module so we choose DEFERRED vs IMMEDIATE
     # (SQLAlchemy's documented recipe for pysqlite/aiosqlite).
     @event.listens_for(engine.sync_engine, "connect")
@@ -70,7 +86,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute(f"PRAGMA busy_timeout={busy_ms}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 

@@ -264,6 +264,16 @@ MESSAGES: dict[str, Message] = {
         "The string contains text that looks like HTML tags: a security risk if it is "
         "rendered as HTML without processing",
     ),
+    "VAL-1114": Message(
+        "too-costly",
+        "错误超过 {max} 个，校验到此为止，其余未报告",
+        "More than {max} errors: validation stopped there, the rest are not reported",
+    ),
+    "VAL-1115": Message(
+        "informational",
+        "另有 {count} 条警告或提示未列出",
+        "{count} more warnings or notes are not listed",
+    ),
     # data-type rules (gateway/validation/datatype_rules.py)
     "VAL-1110": Message(
         "value",

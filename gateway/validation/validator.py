@@ -164,7 +164,7 @@ class Validator:
         strict = self.strict if strict is None else strict
         if mode == "delete":
             return []
-        issues: list[Issue] = []
+        issues = BoundedIssues(MAX_ISSUES)
         if not isinstance(resource, dict):
             return [Issue.make("VAL-1000", "", structural=True, detail="not a JSON object")]
         rtype = resource.get("resourceType")
@@ -174,8 +174,19 @@ class Validator:
             issues.append(Issue.make("VAL-1081", f"{rtype}.id"))
         env = {"resource": resource, "rootResource": resource, "fullUrls": _full_urls(resource)}
         walk = _Walk(list(profiles or ()), strict, profiled, core_rules)
-        self._one(resource, rtype, env, issues, walk, defaults=True)
-        return sort_issues(_dedupe(issues))
+        found: list[Issue] = issues
+        try:
+            self._one(resource, rtype, env, issues, walk, defaults=True)
+        except TooManyIssues:
+            # Bounded work and answer for any body: the first MAX_ISSUES errors, and one more
+            # saying the walk stopped there (a million broken elements must not become a
+            # million issues, a gigabyte of OperationOutcome and minutes of CPU).
+            found = [*issues, Issue.make("VAL-1114", rtype, structural=True, max=MAX_ISSUES)]
+        else:
+            if issues.dropped:
+                note = Issue.make("VAL-1115", rtype, severity="information", count=issues.dropped)
+                found = [*issues, note]
+        return sort_issues(_dedupe(found))
 
     def outcome(self, issues: list[Issue]) -> dict[str, Any]:
         return operation_outcome(issues)
@@ -273,6 +284,39 @@ class Validator:
             return trees, True
         core = self.trees.type_root(rtype)
         return ([core] if core is not None else []), False
+
+
+MAX_ISSUES = 1000
+
+
+class TooManyIssues(Exception):
+    pass
+
+
+class BoundedIssues(list):  # type: ignore[type-arg]
+    """The issues of one validation, bounded: one error past `limit` stops the walk; warnings
+    and information past `limit` are only counted (a big valid Bundle may carry thousands of
+    harmless warnings, and must still be judged on all its errors)."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+        self.errors = 0
+        self.dropped = 0
+
+    def append(self, issue: Issue) -> None:  # type: ignore[override]
+        if issue.is_error:
+            if self.errors >= self.limit:
+                raise TooManyIssues
+            self.errors += 1
+        elif len(self) - self.errors >= self.limit:
+            self.dropped += 1
+            return
+        super().append(issue)
+
+    def extend(self, issues: Any) -> None:  # type: ignore[override]
+        for issue in issues:
+            self.append(issue)
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,6 +168,13 @@ def unauthorized(text: str, token_sent: bool = True):
     return err
 
 
+def unavailable(text: str, retry_after: int, gw: str = "GW-1045"):
+    """Not now (the database is down, the gateway is saturated): 503 with Retry-After."""
+    err = error(503, "transient", gw, text)
+    err.headers["Retry-After"] = str(retry_after)
+    return err
+
+
 def invalid_content(issues: list[Issue], status: int = 400):
     return OperationOutcomeError(issues, status)
 

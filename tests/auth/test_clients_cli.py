@@ -349,7 +349,7 @@ def no_server(monkeypatch):
     return calls
 
 
-def serve(db: str, *args: str, **env: str):
+def serve(db: str, *args: str, **env: str | None):
     return runner.invoke(
         app, ["serve", *args], env={"GATEWAY_DATABASE_URL": db, "GATEWAY_HOST": None, **env}
     )
@@ -389,9 +389,32 @@ def test_serve_on_loopback_with_auth_off(db, no_server, host):
     assert no_server["migrate"] == [(db,)]
 
 
-def test_serve_beyond_loopback_with_auth_on(db, no_server):
-    result = serve(db, "--host", "0.0.0.0", "--no-migrate", GATEWAY_AUTH="on")
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"GATEWAY_PUBLIC_BASE_URL": "https://fhir.example.cn/fhir"},
+        {"GATEWAY_ALLOWED_HOSTS": '["fhir.example.cn"]'},
+    ],
+)
+def test_serve_beyond_loopback_with_auth_on(db, no_server, where):
+    result = serve(db, "--host", "0.0.0.0", "--no-migrate", GATEWAY_AUTH="on", **where)
     assert result.exit_code == 0, result.output
     assert len(no_server["run"]) == 1
     assert no_server["run"][0][1]["host"] == "0.0.0.0"
     assert no_server["migrate"] == []
+
+
+def test_serve_beyond_loopback_needs_a_known_host(db, no_server):
+    """Links (Location, fullUrl, paging) are built from the base URL: beyond loopback it must
+    not be whatever Host header a client sends."""
+    result = serve(
+        db,
+        "--host",
+        "0.0.0.0",
+        GATEWAY_AUTH="on",
+        GATEWAY_PUBLIC_BASE_URL=None,
+        GATEWAY_ALLOWED_HOSTS=None,
+    )
+    assert result.exit_code == 2, result.output
+    assert "GATEWAY_ALLOWED_HOSTS" in result.stderr
+    assert no_server["run"] == []

@@ -26,6 +26,7 @@ from gateway.fhir.parse import parse_json
 from gateway.fhir.request import FhirResponse
 from gateway.fhir.responses import prefer_return
 from gateway.fhir.router import Call
+from gateway.store.errors import database_unavailable, unavailable
 from gateway.vocab import outcomes
 from gateway.vocab.outcomes import OperationOutcomeError
 
@@ -59,7 +60,10 @@ async def _batch(call: Call, entries: list[Any]) -> FhirResponse:
             out.append(response_entry(resp, include or it.method == "GET"))
         except OperationOutcomeError as err:
             out.append(error_entry(err))
-        except Exception:  # noqa: BLE001 - one entry's failure is that entry's 500, not the batch's
+        except Exception as exc:  # noqa: BLE001 - one entry's failure is that entry's, not the batch's
+            if unavailable(exc):
+                out.append(error_entry(database_unavailable()))
+                continue
             log.exception("batch entry %d failed", i)
             out.append(error_entry(outcomes.internal_error()))
     out = with_outcomes(out, methods, prefer_return(call.req))

@@ -9,9 +9,8 @@ ones because they share the transaction:
 5. conditional references (`Patient?identifier=…`) are resolved, so they can name resources
    the same transaction created; the versions holding them are amended in place.
 Links to `urn:uuid:` fullUrls are rewritten before the writes (gateway.fhir.bundle_links).
-Entries are validated on the worker pool while steps 1–3 run (when no write hook needs
-validated resources): the writes go to the database meanwhile, and nothing commits before
-validation has passed; every invalid entry is reported together, before any other error.
+Entries are validated on the worker pool first, before the transaction takes a connection (and
+on SQLite the write lock); every invalid entry is reported together, before any other error.
 POST and PUT entries are written in one bulk write.
 """
 
@@ -43,9 +42,10 @@ _NO_CONTENT = {"response": {"status": "204 No Content"}}
 
 async def transaction(call: Call, items: list[Item]) -> FhirResponse:
     parse_urls(items)
-    # Validation runs on the worker pool meanwhile; it snapshots the resources first, so
-    # rewriting links afterwards cannot race with it.
-    validated = call.core.validation.start(
+    # Every resource is validated (on the worker pool) before the transaction takes a
+    # connection, or on SQLite the write lock: under load, waiting for validation must not
+    # hold them. Every invalid entry is reported together, before any other error.
+    await call.core.validation.validate(
         [
             (it.resource, it.res_type, it.where)
             for it in items
@@ -54,27 +54,12 @@ async def transaction(call: Call, items: list[Item]) -> FhirResponse:
     )
     include = prefer_return(call.req) == "representation"
     ordered = sorted(items, key=lambda it: (ORDER[it.method], it.index))
-    # Domain rules (write hooks) only ever see validated resources; without them the writes
-    # overlap the validation (the workers validate while this process writes).
-    overlap = not call.core.store.hooks
-    settled = False  # whether validation has been awaited (it must be, exactly once)
     async with call.repo.transaction() as tx:
-        try:
-            await _deletes(call, tx, [it for it in ordered if it.method == "DELETE"])
-            idmap = await _identities(call, tx, ordered)
-            if not overlap:
-                settled = True
-                await validated
-            _rewrite_links(call, items, idmap)
-            writes = [it for it in ordered if it.method in ("POST", "PUT")]
-            await _writes(call, tx, writes, include)
-        except BaseException:
-            if not settled:
-                settled = True
-                await validated  # every invalid entry is reported, before any other error
-            raise
-        if not settled:
-            await validated  # nothing commits before validation has passed
+        await _deletes(call, tx, [it for it in ordered if it.method == "DELETE"])
+        idmap = await _identities(call, tx, ordered)
+        _rewrite_links(call, items, idmap)
+        writes = [it for it in ordered if it.method in ("POST", "PUT")]
+        await _writes(call, tx, writes, include)
         for it in ordered:
             if it.method == "PATCH":
                 await _dispatch(call, tx, it, include)
