@@ -37,6 +37,8 @@ def serve(
     """Serve the FHIR API at http://HOST:PORT/fhir."""
     import uvicorn
 
+    from gateway.http.server import server_options
+
     settings = Settings()
     bind = host or settings.host
     if settings.auth == "off" and bind not in LOOPBACK:
@@ -63,10 +65,7 @@ def serve(
         port=port or settings.port,
         workers=workers or settings.workers,
         log_level=settings.log_level,
-        proxy_headers=True,
-        limit_concurrency=settings.max_connections,
-        timeout_keep_alive=settings.keep_alive_timeout,
-        timeout_graceful_shutdown=30,
+        **server_options(settings),
     )
 
 

@@ -28,9 +28,12 @@ def is_resource_type(rtype: str) -> bool:
 
 
 _BOM = b"\xef\xbb\xbf"
-# Parsed, a JSON object costs ~0.3 KB of memory: a body may hold this many (a 3.6 MB Synthea
-# bundle holds ~100,000), so no request can take gigabytes.
+# Parsed, a JSON object costs ~0.3 KB of memory and any other value ~0.05 KB: a body may hold
+# this many of each (a 3.6 MB Synthea bundle holds ~20,000 objects and ~50,000 values), so no
+# request can take gigabytes, however small its body. Counted on the bytes before any parse
+# (braces and commas inside strings count too: an overestimate, never an underestimate).
 MAX_OBJECTS = 1_000_000
+MAX_VALUES = 4_000_000
 
 
 def parse_json(body: bytes | None) -> Any:
@@ -38,12 +41,14 @@ def parse_json(body: bytes | None) -> Any:
         body = body[len(_BOM) :]  # RFC 8259 §8.1: a parser MAY ignore a byte order mark
     if not body:
         raise outcomes.bad_request("The request body is empty", gw="GW-1014")
-    if body.count(b"{") > MAX_OBJECTS:  # counted before any parse: bounded memory per request
+    objects = body.count(b"{")
+    if objects > MAX_OBJECTS or objects + body.count(b",") > MAX_VALUES:
         raise outcomes.error(
             413,
             "too-costly",
             "GW-1035",
-            f"The body holds more than {MAX_OBJECTS:,} JSON objects: split it into smaller bundles",
+            f"The body holds more than {MAX_OBJECTS:,} JSON objects or {MAX_VALUES:,} values: "
+            "split it into smaller bundles",
         )
     try:
         doc = orjson.loads(body)  # strict syntax and UTF-8

@@ -8,12 +8,14 @@ import logging
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.background import BackgroundTask
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from gateway.fhir.request import FhirRequest, FhirResponse
 from gateway.http.admission import Admission, Budget
 from gateway.http.auth_routes import record_access, request_context
+from gateway.http.memory import LARGE_BODY_BYTES, release_memory
 from gateway.store.errors import database_unavailable, unavailable
 from gateway.vocab import json_io, outcomes
 from gateway.vocab.context import RequestContext
@@ -219,14 +221,24 @@ async def fhir_endpoint(request: Request) -> Response:
             )
             resp = await state.core.handle(req)
         status = resp.status
-        return _render(resp, pretty, head)
+        response = _render(resp, pretty, head)
+        if body is not None and len(body) >= LARGE_BODY_BYTES:
+            response.background = BackgroundTask(release_memory)
+        return response
     except OperationOutcomeError as err:
         status = err.status
         return error_response(err, pretty, head)
+    except ClientDisconnect:  # gone mid-body (or its chunking broke): nobody to answer
+        status = 499  # nginx's code for it, in the audit trail
+        log.info("client gone during %s %s", request.method, request.url.path)
+        return Response(status_code=400)
     except Exception as exc:  # the one catch-all: always an OperationOutcome
         if unavailable(exc):  # the database, not the request: come back later
             status = 503
-            log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+            reason = str(exc).split("\n", 1)[0][:300]  # the error, not the statement
+            log.warning(
+                "database unavailable on %s %s: %s", request.method, request.url.path, reason
+            )
             return error_response(database_unavailable(), pretty, head)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(outcomes.internal_error(), pretty, head)

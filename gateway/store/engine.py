@@ -52,7 +52,9 @@ def create_engine(
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
         busy = statement_timeout or 60.0
-        engine = create_async_engine(url, connect_args={"timeout": busy}, pool_timeout=pool_timeout)
+        engine = create_async_engine(
+            url, connect_args={"timeout": busy}, pool_timeout=pool_timeout, hide_parameters=True
+        )
         _configure_sqlite(engine, int(busy * 1000))
         return engine
     # No pre-ping: it costs a round trip on every checkout; recycle stale connections instead.
@@ -66,6 +68,8 @@ def create_engine(
         max_overflow=pool_size,
         pool_recycle=1800,
         pool_timeout=pool_timeout,
+        # Errors and logs show statements, never their values (identifiers, names, bodies).
+        hide_parameters=True,
         connect_args={
             "timeout": 5,
             "command_timeout": statement_timeout + 5 if statement_timeout else None,

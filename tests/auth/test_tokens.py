@@ -823,6 +823,24 @@ async def test_replay_refused_with_redis(database_url):
             assert_oauth_error(await http.post("/auth/token", data=late), 401, "invalid_client")
 
 
+async def test_token_endpoint_answers_503_while_the_replay_store_is_away(database_url):
+    """Redis configured but unreachable: the gateway cannot tell a replay, so it issues no
+    token (fail closed), and says "not now" (503, Retry-After), not 500."""
+    async with gateway_app(database_url, redis_url="redis://127.0.0.1:1/0") as application:
+        await truncate_all(application.state.core.store.engine)
+        key = new_key("ES384")
+        client = SmartClient(
+            f"away-{uuid.uuid4().hex[:8]}", key, "ES384", "Organization/o", "admin"
+        )
+        store = application.state.tokens.clients
+        await store.add(client.client_id, client.organization, "admin", jwks=client.public_jwks())
+        async with http_for(application) as http:
+            r = await http.post("/auth/token", data=client.form())
+    assert_oauth_error(r, 503, "temporarily_unavailable")
+    assert int(r.headers["retry-after"]) > 0
+    assert r.headers["cache-control"] == "no-store"
+
+
 # --- tampered access tokens on FHIR requests -------------------------------------------------
 async def _tampered_payload(auth_app, client, http) -> str:
     token = await token_for(http, client, "system/Patient.rs")

@@ -1,8 +1,7 @@
 """A real gateway on loopback, driven by real FHIR clients (fhirpy, fhirclient).
 
-`live_gateway` serves `create_app(Settings(...))` with the defaults `make run` uses (only the
-database is ours) through uvicorn on a free 127.0.0.1 port, in a background thread with its own
-event loop; the clients talk plain HTTP to it. There is one per `database_url` parameter
+`live_gateway` serves the gateway with the defaults `make run` uses (only the database is ours;
+see tests/live.py); the clients talk plain HTTP to it. There is one per `database_url` parameter
 (sqlite, postgres), each on a throwaway database of that kind of its own, migrated with
 `gateway migrate` and alive only while this package's tests run: its outbox relay and its
 start-up writes never touch the database the other suites' in-process app shares. `gateway`
@@ -13,27 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
-import httpx
 import pytest
 import requests
-import uvicorn
-from fastapi import FastAPI
 
-from gateway.app import create_app
-from gateway.settings import Settings
-from tests.conftest import _drop_postgres, _fresh_postgres, need_service, truncate_all
+from tests.conftest import _drop_postgres, _fresh_postgres, need_service
+from tests.live import LiveGateway, live_server
 
-START_TIMEOUT = 60.0
 PROJECT = Path(__file__).resolve().parents[2]
 
 
@@ -53,32 +43,6 @@ def _migrate(url: str) -> None:
     )
     if done.returncode != 0:
         raise RuntimeError(f"gateway migrate failed:\n{done.stdout}\n{done.stderr[-3000:]}")
-
-
-@dataclass
-class LiveGateway:
-    """A running gateway: `base` is the FHIR base URL (http://127.0.0.1:PORT/fhir)."""
-
-    base: str
-    database_url: str
-    app: FastAPI
-    loop: asyncio.AbstractEventLoop
-
-    def run(self, coro, timeout: float = 60.0):
-        """Run a coroutine on the server's event loop (where its engine lives)."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def reset(self) -> None:
-        """Empty every table, as the other suites' `client` fixture does."""
-        self.run(truncate_all(self.app.state.core.store.engine))
-
-
-def _serve(server: uvicorn.Server, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(server.serve(sockets=[sock]))
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
 
 
 @pytest.fixture(scope="package")
@@ -102,53 +66,8 @@ async def live_database_url(database_url: str, tmp_path_factory) -> AsyncIterato
 def live_gateway(live_database_url: str) -> Iterator[LiveGateway]:
     # Defaults, as `make run` serves: only the database is ours; no Redis, no .env file, and
     # no GATEWAY_* variable of the developer's shell (pydantic-settings would read them).
-    with pytest.MonkeyPatch.context() as env:
-        for name in [n for n in os.environ if n.startswith("GATEWAY_")]:
-            env.delenv(name)
-        settings = Settings(database_url=live_database_url, redis_url=None, _env_file=None)
-    app = create_app(settings)
-    # Bind first and hand the socket to uvicorn: no window in which another process could take
-    # the port between choosing it and listening on it.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        lifespan="on",
-        log_level="warning",
-        proxy_headers=True,  # as `gateway serve` runs it
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(
-        target=_serve, args=(server, sock, loop), name=f"gateway-{port}", daemon=True
-    )
-    thread.start()
-    root = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("the gateway stopped during start-up (see the captured log)")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the gateway did not start within {START_TIMEOUT:.0f} s")
-            time.sleep(0.05)
-        health = httpx.get(f"{root}/healthz", timeout=10)
-        assert health.status_code == 200, health.text
-        yield LiveGateway(root + settings.base_path, live_database_url, app, loop)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        if thread.is_alive():  # a request that never ends: stop waiting for it
-            server.force_exit = True
-            thread.join(timeout=10)
-        if not loop.is_running():
-            loop.close()
-        sock.close()
+    with live_server(live_database_url) as gateway:
+        yield gateway
 
 
 @pytest.fixture

@@ -3,10 +3,14 @@ after commit to the bus: in-process by default, a Redis Stream in production."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import func, select
 
+from gateway.app import redis_client
 from gateway.events.bus import STREAM, InProcessBus, RedisStreamBus
 from gateway.events.relay import OutboxRelay
 from gateway.store.tables import outbox
@@ -89,3 +93,47 @@ async def test_redis_stream_bus_publishes_events(client, core, app_relay_paused)
     } in fields
     await redis.delete(stream)
     await redis.aclose()
+
+
+async def test_relay_outage_logs_state_changes_and_delivers_afterwards(
+    client, core, app_relay_paused, caplog
+):
+    """Redis unreachable: writes go on, the relay says so once (not a traceback per retry),
+    and once Redis answers every committed event reaches the stream, in order."""
+    url = need_service("GATEWAY_TEST_REDIS_URL", "Redis")
+    stream = f"{STREAM}:outage"
+    good = redis_client(url)
+    await good.delete(stream)
+    await OutboxRelay(core.store.engine, InProcessBus()).drain()  # what earlier tests left
+    relay = OutboxRelay(
+        core.store.engine,
+        RedisStreamBus(redis_client("redis://127.0.0.1:1/0"), stream=stream),  # nobody there
+        interval=0.05,
+        linger=0,
+        max_backoff=0.1,
+    )
+    caplog.set_level(logging.WARNING, logger="gateway.events.relay")
+    relay.start()
+    try:
+        ids = []
+        for _ in range(5):
+            r = await client.post("/Patient", json=PATIENT)
+            assert r.status_code == 201  # writes go on without the bus
+            ids.append(r.json()["id"])
+        await asyncio.sleep(1.0)  # several retries
+        paused = [m for m in caplog.messages if "relay paused" in m]
+        assert len(paused) == 1, caplog.messages
+        assert not any(r.exc_info for r in caplog.records)
+        assert await _outbox_count(core) == 5  # kept, not lost
+        relay.bus = RedisStreamBus(good, stream=stream)  # Redis is back
+        for _ in range(100):
+            if await _outbox_count(core) == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert any("relay resumed" in m for m in caplog.messages), caplog.messages
+    finally:
+        await relay.stop()
+    entries = await good.xrange(stream)
+    assert [f[b"id"].decode() for _, f in entries] == ids
+    await good.delete(stream)
+    await good.aclose()
