@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run migrate test lint bench agreement clean
+.PHONY: install run migrate test faults lint bench agreement clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ migrate: install
 test: install
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+## The fault suite (tests/faults): kill -9 during ingest, PostgreSQL and Redis outages on
+## instances of its own, hostile input and saturation against real gateway processes.
+faults: install
+	$(BIN)/pytest -q -m faults tests/faults $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check gateway tests

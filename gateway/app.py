@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ from gateway.http.adapter import base_url, error_response, fhir_endpoint
 from gateway.http.admission import Admission
 from gateway.http.auth_routes import jwks, smart_configuration, token_endpoint
 from gateway.http.hosts import HostCheck
+from gateway.http.memory import configure_allocator, release_memory
 from gateway.http.rate_limit import RateLimiter
 from gateway.search.extract import IndexExtractor
 from gateway.search.registry import SearchParamRegistry
@@ -47,6 +50,7 @@ from gateway.settings import Settings
 from gateway.store.engine import create_engine
 from gateway.store.store import Store
 from gateway.vocab import outcomes, redact
+from gateway.vocab.lifeline import on_parent_exit
 
 log = logging.getLogger("gateway")
 
@@ -219,7 +223,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await install_conformance(core.store, list(registry.local_resources()))
         app.state.settings = settings
         app.state.core = core
-        app.state.admission = Admission(settings.max_inflight_writes, settings.max_inflight_bytes)
+        configure_allocator()
+        app.state.admission = Admission(
+            settings.max_inflight_writes, settings.max_inflight_bytes, on_drained=release_memory
+        )
         app.state.relay = relay
         auth = await build_auth(settings, policy, core)
         app.state.tokens, app.state.access = auth.tokens, auth.access
@@ -236,6 +243,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         relay.start()
         core.validation.warm()
+        # A uvicorn worker (GATEWAY_WORKERS > 1) whose supervisor is killed stops gracefully,
+        # instead of serving on, unsupervised, from the shared socket.
+        on_parent_exit(lambda: os.kill(os.getpid(), signal.SIGTERM))
         # Start-up built long-lived objects (models, registries, profiles): move them out of
         # the collector's generations so each full collection walks only request garbage.
         gc.freeze()

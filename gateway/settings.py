@@ -55,7 +55,8 @@ class Settings(BaseSettings):
     body_read_timeout: float = 60.0
     max_connections: int = 1000
     keep_alive_timeout: int = 5
-    # Processes validating large transaction bundles in parallel (unset: one per core; 0: inline).
+    # Processes validating large transaction bundles in parallel, per server worker (unset: the
+    # cores divided among the workers; below 2: inline, in the worker itself).
     validation_workers: int | None = None
     # Profile validation on write: "default" (claimed profiles + our domain profiles for resources
     # carrying our marks), "cn" (as default, and every Patient, Organization, Practitioner(Role)

@@ -3,6 +3,7 @@ CapabilityStatement is generated from)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -81,7 +82,10 @@ class FhirCore:
             s.unknown_extensions,
             s.security_checks,
         )
-        self.validation = ValidationPool(self.write_check, s.validation_workers)
+        pool = s.validation_workers
+        if pool is None:  # the machine's cores, shared by the server's worker processes
+            pool = max(1, (os.cpu_count() or 1) // max(1, s.workers))
+        self.validation = ValidationPool(self.write_check, pool)
 
     def _normaliser(self):  # type: ignore[no-untyped-def]
         from gateway.search.values import normalize_string

@@ -13,7 +13,6 @@ import asyncio
 import gc
 import multiprocessing
 import os
-import sys
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -23,6 +22,7 @@ import orjson
 
 from gateway.fhir.write_check import WriteCheck
 from gateway.vocab import json_io
+from gateway.vocab.lifeline import on_parent_exit
 from gateway.vocab.outcomes import Issue, OperationOutcomeError
 
 Item = tuple[dict[str, Any], str | None, str]  # (resource, expected type, FHIRPath prefix)
@@ -31,24 +31,11 @@ _Found = list[tuple[Issue, int]]  # (issue, HTTP status of the error that carrie
 _worker_check: WriteCheck | None = None  # one per worker process, built by _init_worker
 
 
-def _die_with_parent() -> None:
-    """Linux: end this worker when the process that started it ends, however it ends (a
-    killed gateway worker must not leave validation processes behind)."""
-    if sys.platform != "linux":
-        return
-    import ctypes
-    import signal
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-    if os.getppid() == 1:  # the parent is already gone
-        os._exit(0)
-
-
 def _init_worker(config: dict[str, Any]) -> None:
     global _worker_check
-    _die_with_parent()
+    # Ends with the gateway process that started it, however that ends (a killed gateway
+    # must not leave validation processes behind).
+    on_parent_exit(lambda: os._exit(0))
     _worker_check = WriteCheck(**config)
     gc.freeze()  # long-lived start-up objects: out of the collector's way (see app.py)
 

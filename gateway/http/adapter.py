@@ -8,14 +8,12 @@ import logging
 from typing import Any
 
 import orjson
-from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from gateway.fhir.request import FhirRequest, FhirResponse
 from gateway.http.admission import Admission, Budget
 from gateway.http.auth_routes import record_access, request_context
-from gateway.http.memory import LARGE_BODY_BYTES, release_memory
 from gateway.store.errors import database_unavailable, unavailable
 from gateway.vocab import json_io, outcomes
 from gateway.vocab.context import RequestContext
@@ -221,10 +219,7 @@ async def fhir_endpoint(request: Request) -> Response:
             )
             resp = await state.core.handle(req)
         status = resp.status
-        response = _render(resp, pretty, head)
-        if body is not None and len(body) >= LARGE_BODY_BYTES:
-            response.background = BackgroundTask(release_memory)
-        return response
+        return _render(resp, pretty, head)
     except OperationOutcomeError as err:
         status = err.status
         return error_response(err, pretty, head)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from gateway.vocab import outcomes
 
@@ -19,12 +19,24 @@ RETRY_AFTER_SECONDS = 2
 
 
 class Admission:
-    def __init__(self, max_requests: int, max_bytes: int, wait_seconds: float = 2.0):
+    def __init__(
+        self,
+        max_requests: int,
+        max_bytes: int,
+        wait_seconds: float = 2.0,
+        on_drained: Callable[[], None] | None = None,
+        drained_after_bytes: int = 4 * 1024 * 1024,
+    ):
         self.slots = asyncio.Semaphore(max_requests)
         self.max_bytes = max_bytes
         self.wait_seconds = wait_seconds
         self.bytes_in_flight = 0
         self._freed = asyncio.Condition()
+        # Called (in a thread) when the last body in flight is let go after at least
+        # `drained_after_bytes` passed through: the moment to give memory back.
+        self.on_drained = on_drained
+        self.drained_after_bytes = drained_after_bytes
+        self._passed = 0
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -46,7 +58,12 @@ class Admission:
             if held.size:
                 async with self._freed:
                     self.bytes_in_flight -= held.size
+                    self._passed += held.size
                     self._freed.notify_all()
+                if self.bytes_in_flight == 0 and self._passed >= self.drained_after_bytes:
+                    self._passed = 0
+                    if self.on_drained is not None:
+                        asyncio.get_running_loop().run_in_executor(None, self.on_drained)
 
     async def _reserve(self, size: int) -> None:
         async def room() -> None:

@@ -1,31 +1,42 @@
-"""Memory back to the system after a large request. CPython frees a large bundle's objects
-when the request ends, but glibc's allocator keeps the freed pages in its arenas: without a
-trim, a worker that once parsed a 100 MB transaction stays 1 GB large. Trimming is cheap
-(milliseconds) and runs after the response is sent, in a thread."""
+"""Memory back to the system after large requests. CPython frees a large bundle's objects
+when its request ends, but glibc's allocator keeps freed pages in its arenas, and by default
+raises its mmap threshold after each large free (so the next large buffers come from the
+heap, where they fragment it): without help a worker that once parsed many large
+transactions stays hundreds of MB larger. So: a fixed mmap threshold and few arenas
+(configure_allocator, at start-up), and a trim once the last large body in flight is gone
+(release_memory, called by Admission; milliseconds, in a thread)."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-from collections.abc import Callable
+from typing import Any
 
-# Bodies from this size on are followed by a trim.
-LARGE_BODY_BYTES = 4 * 1024 * 1024
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
+def _glibc() -> Any | None:
     name = ctypes.util.find_library("c")
     if not name:
         return None
     try:
-        return ctypes.CDLL(name).malloc_trim  # type: ignore[no-any-return]
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        libc = ctypes.CDLL(name)
+        libc.malloc_trim, libc.mallopt  # noqa: B018 - glibc only (not musl, not macOS)
+    except (OSError, AttributeError):
         return None
+    return libc
 
 
-_trim = _malloc_trim()
+_libc = _glibc()
+
+
+def configure_allocator() -> None:
+    if _libc is not None:
+        _libc.mallopt(_M_MMAP_THRESHOLD, 256 * 1024)  # fixed: no dynamic raise
+        _libc.mallopt(_M_ARENA_MAX, 2)
 
 
 def release_memory() -> None:
-    if _trim is not None:
-        _trim(0)
+    if _libc is not None:
+        _libc.malloc_trim(0)

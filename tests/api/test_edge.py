@@ -4,6 +4,8 @@ Host headers. Each answer is an OperationOutcome where the gateway can shape it.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import socket
 import time
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ import httpx
 import pytest
 
 from gateway.http.hosts import HostCheck
+from gateway.http.server import MAX_HEAD_BYTES
 from gateway.search.reindex import migrate_async
 from tests.api.test_crud import PATIENT
 from tests.conftest import client_for, running_app
@@ -199,3 +202,44 @@ def test_bodies_beyond_the_byte_budget_wait_then_get_503(edge_database):
             assert httpx.get(f"{gateway.base}/Patient").status_code == 200
         time.sleep(0.3)  # the slow client gave up: its bytes are free again
         assert httpx.post(f"{gateway.base}/Patient", json=PATIENT).status_code == 201
+
+
+@pytest.mark.parametrize("pieces", [1, 40])
+def test_a_head_beyond_the_limit_is_a_431(edge, pieces):
+    """Bounded however it arrives: in one piece far beyond the limit, or trickled in pieces
+    that each look harmless."""
+    size = 1024 * 1024 if pieces == 1 else 2 * MAX_HEAD_BYTES
+    raw = b"GET /fhir/metadata HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    raw += b"".join(b"X-Filler-%d: %s\r\n" % (i, b"a" * 1000) for i in range(size // 1000))
+    raw += b"\r\n"
+    step = -(-len(raw) // pieces)
+    with socket.create_connection(("127.0.0.1", edge.port), timeout=10) as s:
+        with contextlib.suppress(OSError):  # the server may close before all is sent
+            for i in range(0, len(raw), step):
+                s.sendall(raw[i : i + step])
+                time.sleep(0.01)
+        data = b""
+        with contextlib.suppress(OSError):
+            while chunk := s.recv(65536):
+                data += chunk
+    status, headers, body = split_response(data)
+    assert status == 431
+    assert b"GW-1050" in body and headers["connection"] == "close"
+
+
+def test_heads_are_counted_per_request_on_a_kept_alive_connection(edge):
+    """Many requests on one connection, together far beyond the head limit, each well within
+    it; and a large body after a small head is not head."""
+    conn = http.client.HTTPConnection("127.0.0.1", edge.port, timeout=10)
+    try:
+        for _ in range(20):
+            conn.request("GET", "/healthz", headers={"X-Pad": "a" * 8000})
+            answer = conn.getresponse()
+            assert answer.status == 200
+            answer.read()
+        body = b'{"resourceType":"Patient","name":[{"text":"' + b"x" * 200_000 + b'"}]}'
+        conn.request("POST", "/fhir/Patient", body, {"content-type": "application/fhir+json"})
+        created = conn.getresponse()
+        assert created.status == 201, created.read()[:300]
+    finally:
+        conn.close()
