@@ -1,8 +1,10 @@
 """`python -m gateway.bench`: REST-core figures on PostgreSQL and SQLite, 1 and 8 clients.
 
 Prints: sequential POST /Patient rate, Synthea transaction ingest (resources/s), and
-GET /Patient/{id} median and p95. PostgreSQL comes from GATEWAY_BENCH_POSTGRES_URL (default:
-the local server's `test` database, used only to create a throwaway database).
+GET /Patient/{id} median and p95; then, on PostgreSQL, the cost of authentication (--auth
+alone) and 64 mixed clients for 60 s (--load alone). PostgreSQL comes from
+GATEWAY_BENCH_POSTGRES_URL (default: the local server's `test` database, used only to create a
+throwaway database).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.bench import auth as auth_bench
+from gateway.bench import load as load_bench
 from gateway.bench import search as search_bench
 from gateway.bench.clients import Connection, median_p95_ms, run_clients
 from gateway.bench.server import gateway_process, throwaway_postgres, throwaway_sqlite
@@ -117,6 +120,9 @@ def main() -> None:
     ap.add_argument("--search", action="store_true", help="the search benchmark instead")
     ap.add_argument("--auth", action="store_true", help="only the authentication cost")
     ap.add_argument("--auth-patients", type=int, default=2000)
+    ap.add_argument("--load", action="store_true", help="only the mixed-load benchmark")
+    ap.add_argument("--load-clients", type=int, default=64)
+    ap.add_argument("--load-seconds", type=float, default=60.0)
     search_bench.add_arguments(ap)
     args = ap.parse_args()
     console = Console()
@@ -128,6 +134,9 @@ def main() -> None:
         return
     if args.auth:
         console.print(auth_bench.main_auth(args, pg_admin))
+        return
+    if args.load:
+        console.print(*load_bench.main_load(args, pg_admin, CORPORA))
         return
     table = Table(title=f"REST core ({os.cpu_count()} cores, {args.workers} gateway workers)")
     for col in (
@@ -148,6 +157,7 @@ def main() -> None:
     console.print(table)
     if args.only in (None, "postgres"):
         console.print(auth_bench.main_auth(args, pg_admin))
+        console.print(*load_bench.main_load(args, pg_admin, CORPORA))
 
 
 if __name__ == "__main__":
