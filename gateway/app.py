@@ -36,6 +36,7 @@ from gateway.fhir.conformance import install_conformance
 from gateway.fhir.core import FhirCore
 from gateway.fhir.operations import Operation
 from gateway.fhir.operations.everything import EVERYTHING
+from gateway.fhir.operations.ingest import INGEST
 from gateway.fhir.operations.terminology import EXPAND, LOOKUP, VALIDATE_CODE
 from gateway.fhir.operations.validate import VALIDATE
 from gateway.http.adapter import base_url, error_response, fhir_endpoint
@@ -44,8 +45,11 @@ from gateway.http.auth_routes import jwks, smart_configuration, token_endpoint
 from gateway.http.hosts import HostCheck
 from gateway.http.memory import configure_allocator, release_memory
 from gateway.http.rate_limit import RateLimiter
+from gateway.policy.pack import Packs
+from gateway.policy.rules import DomainRules
 from gateway.search.extract import IndexExtractor
 from gateway.search.registry import SearchParamRegistry
+from gateway.search.sql import SearchSql
 from gateway.settings import Settings
 from gateway.store.engine import create_engine
 from gateway.store.store import Store
@@ -72,6 +76,15 @@ def load_registry(settings: Settings) -> SearchParamRegistry:
     return SearchParamRegistry.load(extra_dirs=[settings.profiles_dir / "SearchParameter"])
 
 
+def domain_rules(settings: Settings, registry: SearchParamRegistry) -> DomainRules:
+    """The policy packs (profiles/policy/*.yaml) and the rules that read them; a broken pack
+    stops start-up (PackError names the file and the place)."""
+    from gateway.search.values import normalize_string
+
+    packs = Packs.load(settings.profiles_dir / "policy")
+    return DomainRules(packs, registry, SearchSql(normalize_string))
+
+
 def redis_client(url: str) -> Any:
     """A Redis client that gives up within seconds: a frozen or unreachable Redis must turn
     into an error the caller handles, never a request (or the event relay) hanging on it."""
@@ -89,7 +102,8 @@ def make_bus(settings: Settings) -> EventBus:
 
 
 def operations() -> dict[str, Operation]:
-    return {op.name: op for op in (VALIDATE, EXPAND, LOOKUP, VALIDATE_CODE, EVERYTHING)}
+    ops = (VALIDATE, EXPAND, LOOKUP, VALIDATE_CODE, EVERYTHING, INGEST)
+    return {op.name: op for op in ops}
 
 
 async def build_core(settings: Settings) -> tuple[FhirCore, OutboxRelay]:
@@ -103,7 +117,10 @@ async def build_core(settings: Settings) -> tuple[FhirCore, OutboxRelay]:
     relay = OutboxRelay(engine, make_bus(settings))
     # With authentication on, every write leaves its Provenance (and AuditEvent) in its own
     # transaction.
-    annotators = [annotate] if settings.auth == "on" and settings.audit else []
+    rules = domain_rules(settings, registry)
+    annotators: list[Any] = [rules.after_writes]
+    if settings.auth == "on" and settings.audit:
+        annotators.append(annotate)
     check_engine = None
     if settings.auth == "on" and engine.dialect.name == "postgresql":
         check_engine = create_engine(
@@ -116,6 +133,7 @@ async def build_core(settings: Settings) -> tuple[FhirCore, OutboxRelay]:
     store = Store(
         engine,
         IndexExtractor(registry),
+        hooks=[rules.before_write],
         listeners=[relay],
         annotators=annotators,
         check_engine=check_engine,

@@ -1,0 +1,101 @@
+"""The domain rules on every write path: the store calls `before_write` for each write and
+`after_writes` once the transaction's writes are in (REST, transaction entries, `$ingest`, HL7
+v2 all write through it). A violation raises an OperationOutcome and the whole transaction
+rolls back: nothing is half-written.
+
+- before each write: a contract's lifecycle step (it needs the version it replaces) and its
+  payer amounts, added from the pack when the contract states none;
+- after the writes (the transaction's other resources in view: a team and its members, a
+  contract and its team written together): a contract's period, confirmations, signing
+  party, packages and fees, one contract in force per resident, the team's capacity; a team's
+  model and composition.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from gateway.policy import contract_terms as terms
+from gateway.policy.contracts import check_capacity, check_one_in_force, governing_pack
+from gateway.policy.fhir_values import extensions, has_category
+from gateway.policy.lookup import Lookup
+from gateway.policy.pack import Packs
+from gateway.policy.teams import check_team
+from gateway.search.sql import SearchSql
+from gateway.store.model import Stored, Write
+from gateway.store.repository import Repository
+
+
+def is_contract(resource: dict[str, Any] | None) -> bool:
+    return (
+        resource is not None
+        and resource.get("resourceType") == "CarePlan"
+        and has_category(resource, "family-doctor-contract")
+    )
+
+
+def is_team(resource: dict[str, Any] | None) -> bool:
+    return (
+        resource is not None
+        and resource.get("resourceType") == "CareTeam"
+        and has_category(resource, "family-doctor-team")
+    )
+
+
+class DomainRules:
+    def __init__(self, packs: Packs, registry: Any, sql: SearchSql):
+        self.packs = packs
+        self.registry = registry
+        self.sql = sql
+
+    def _lookup(self, repo: Repository) -> Lookup:
+        return Lookup(repo, self.registry, self.sql, self.packs)
+
+    async def before_write(self, repo: Repository, w: Write, cur: Stored | None) -> None:
+        contract = w.resource
+        if w.res_type != "CarePlan" or not is_contract(contract):
+            return
+        assert contract is not None
+        lookup = self._lookup(repo)
+        pack, division = await governing_pack(lookup, contract)
+        old = None
+        if cur is not None and not cur.deleted:
+            previous = orjson.loads(cur.content)
+            old = previous.get("status") if is_contract(previous) else None
+        terms.check_step(pack, old, str(contract.get("status")))
+        chosen = terms.check_packages(pack, division, contract)
+        if chosen and not extensions(contract, terms.FEE):
+            contract.setdefault("extension", []).extend(terms.fee_extensions(chosen))
+
+    async def after_writes(self, repo: Repository, made: list[Stored]) -> list[Write]:
+        lookup: Lookup | None = None
+        for st in made:
+            if st.deleted or st.res_type not in ("CarePlan", "CareTeam"):
+                continue
+            doc = orjson.loads(st.content)
+            if is_contract(doc):
+                lookup = lookup or self._lookup(repo)
+                await self._contract(lookup, doc, st)
+            elif is_team(doc):
+                lookup = lookup or self._lookup(repo)
+                await check_team(lookup, doc)
+        return []
+
+    async def _contract(self, lookup: Lookup, contract: dict[str, Any], st: Stored) -> None:
+        pack, division = await governing_pack(lookup, contract)
+        in_force = contract.get("status") in pack.contracts.in_force
+        if in_force or contract.get("status") == "draft":
+            terms.check_period(pack, contract)
+        terms.check_confirmations(pack, contract, in_force)
+        terms.check_signing(pack, contract)
+        chosen = terms.check_packages(pack, division, contract)
+        terms.check_fees(pack, contract, chosen)
+        await check_one_in_force(lookup, pack, contract)
+        old = None
+        if st.version > 1:
+            before = await lookup.repo.vread(st.res_type, st.res_id, st.version - 1)
+            if before is not None and not before.deleted:
+                old = orjson.loads(before.content)
+        await check_capacity(lookup, pack, contract, old)
