@@ -36,7 +36,6 @@ from gateway.fhir.conformance import install_conformance
 from gateway.fhir.core import FhirCore
 from gateway.fhir.operations import Operation
 from gateway.fhir.operations.everything import EVERYTHING
-from gateway.fhir.operations.ingest import INGEST
 from gateway.fhir.operations.terminology import EXPAND, LOOKUP, VALIDATE_CODE
 from gateway.fhir.operations.validate import VALIDATE
 from gateway.http.adapter import base_url, error_response, fhir_endpoint
@@ -102,7 +101,7 @@ def make_bus(settings: Settings) -> EventBus:
 
 
 def operations() -> dict[str, Operation]:
-    ops = (VALIDATE, EXPAND, LOOKUP, VALIDATE_CODE, EVERYTHING, INGEST)
+    ops = (VALIDATE, EXPAND, LOOKUP, VALIDATE_CODE, EVERYTHING)
     return {op.name: op for op in ops}
 
 

@@ -273,6 +273,13 @@ def check_fees(pack: PolicyPack, contract: dict[str, Any], chosen: dict[str, Pac
         given[canonical][str(payer)] = Decimal(str(money["value"]))
     for canonical, amounts in given.items():
         package = chosen[canonical]
+        unknown = set(amounts) - {s.payer for s in package.shares}
+        if unknown:
+            raise violation(
+                f"{package.name}: {', '.join(sorted(unknown))} pays no share in {_pack(pack)}",
+                "CarePlan.extension",
+                "POL-2020",
+            )
         total = sum(amounts.values(), Decimal(0))
         if total != package.price:
             raise violation(
@@ -299,10 +306,3 @@ def check_fees(pack: PolicyPack, contract: dict[str, Any], chosen: dict[str, Pac
                     "CarePlan.extension",
                     "POL-2019",
                 )
-        unknown = set(amounts) - {s.payer for s in package.shares}
-        if unknown:
-            raise violation(
-                f"{package.name}: {', '.join(sorted(unknown))} pays no share in {_pack(pack)}",
-                "CarePlan.extension",
-                "POL-2020",
-            )

@@ -73,6 +73,33 @@ async def check_one_in_force(lookup: Lookup, pack: PolicyPack, contract: dict[st
         )
 
 
+async def check_replaces(lookup: Lookup, contract: dict[str, Any]) -> None:
+    """A renewal or switch replaces a contract of the same resident that ends before it
+    starts, or is ended (terminated, expired)."""
+    subject = await lookup.reference_of(contract.get("subject"))
+    start, _ = period_of(contract)
+    for i, ref in enumerate(contract.get("replaces") or []):
+        old = await lookup.resolve(ref, "CarePlan")
+        if old is None:
+            continue  # reference integrity is the core's concern
+        where = f"CarePlan.replaces[{i}]"
+        if await lookup.reference_of(old.get("subject")) != subject:
+            raise violation(
+                f"CarePlan/{old.get('id')} is another resident's contract; a contract replaces "
+                "one of its own resident",
+                where,
+                "POL-2103",
+            )
+        _, old_end = period_of(old)
+        if old.get("status") in ("active", "on-hold") and start and old_end and start <= old_end:
+            raise violation(
+                f"CarePlan/{old.get('id')} is in force until {old_end}; its successor starts "
+                "after that day, or the old contract is ended first",
+                where,
+                "POL-2104",
+            )
+
+
 async def check_capacity(
     lookup: Lookup, pack: PolicyPack, contract: dict[str, Any], old: dict[str, Any] | None
 ) -> None:

@@ -145,11 +145,30 @@ class Prescriptions(_Strict):
     long_max_days: int = Field(ge=1)
 
 
+class TaskFlow(_Strict):
+    """The referral Task's workflow: where it may start, the steps it may take, which business
+    statuses fit each status, and whose step each is (`owner`: the receiving organisation;
+    `requester`: the referring one)."""
+
+    initial: list[str]
+    transitions: dict[str, list[str]]
+    business_status: dict[str, list[str]]
+    actors: dict[str, Literal["owner", "requester"]] = {}
+
+
 class Referrals(_Strict):
-    reserved_expert_slots_min_percent: int | None = Field(default=None, ge=0, le=100)
-    reserved_outpatient_percent: int | None = Field(default=None, ge=0, le=100)
-    reserved_beds: bool = False
+    task: TaskFlow
+    # resource kind (reserved-resource code: expert, outpatient, examination, bed) → the least
+    # share of a hospital's slots of that kind reserved for family-doctor teams, in percent
+    reserved: dict[str, int] = {}
     green_channel_down: bool = False  # the green channel may be used referring down too
+
+    @model_validator(mode="after")
+    def _percent(self) -> Referrals:
+        for kind, pct in self.reserved.items():
+            if not 0 < pct <= 100:
+                raise ValueError(f"reserved.{kind}: a share is a percentage above 0")
+        return self
 
 
 class PolicyPack(_Strict):
@@ -164,7 +183,7 @@ class PolicyPack(_Strict):
     fees: Fees = Fees()
     service_frequency: ServiceFrequency | None = None
     prescriptions: Prescriptions | None = None
-    referrals: Referrals = Referrals()
+    referrals: Referrals
 
     @model_validator(mode="after")
     def _consistent(self) -> PolicyPack:

@@ -18,7 +18,12 @@ from typing import Any
 import orjson
 
 from gateway.policy import contract_terms as terms
-from gateway.policy.contracts import check_capacity, check_one_in_force, governing_pack
+from gateway.policy.contracts import (
+    check_capacity,
+    check_one_in_force,
+    check_replaces,
+    governing_pack,
+)
 from gateway.policy.fhir_values import extensions, has_category
 from gateway.policy.lookup import Lookup
 from gateway.policy.pack import Packs
@@ -92,6 +97,7 @@ class DomainRules:
         terms.check_signing(pack, contract)
         chosen = terms.check_packages(pack, division, contract)
         terms.check_fees(pack, contract, chosen)
+        await check_replaces(lookup, contract)
         await check_one_in_force(lookup, pack, contract)
         old = None
         if st.version > 1:

@@ -9,7 +9,8 @@ checks them):
 - an Identifier of a Chinese national system passes its check character (national_ids.py).
 
 Each rule takes the value and the invariant keys already applied to its element (a profile
-stating the same rule reports it instead) and returns its problems.
+stating the same rule reports it instead) and returns its problems; a problem's fields may name
+its `severity` (an error unless they do).
 """
 
 from __future__ import annotations

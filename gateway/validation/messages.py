@@ -219,6 +219,11 @@ MESSAGES: dict[str, Message] = {
         "居民身份证号码的性别位与 gender {gender} 不一致",
         "The sex digit of the resident ID number disagrees with gender {gender}",
     ),
+    "VAL-1094": Message(
+        "value",
+        "居民身份证号码的校验码为小写 x，GB 11643 规定为大写 X",
+        "The resident ID number ends in a lower-case x; GB 11643 writes the check character X",
+    ),
     # bundles (gateway/validation/bundle_rules.py)
     "VAL-1100": Message(
         "invalid",

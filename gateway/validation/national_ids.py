@@ -2,18 +2,26 @@
 
 A resident ID number (居民身份证号码, `urn:oid:2.16.156.10011.1.3`) must carry a valid GB 11643
 check character and, on a person with a birthDate or gender, agree with them (digits 7-14 are
-the birth date, digit 17 the sex); a unified social credit code (统一社会信用代码, our
-`/sid/uscc` system) must pass GB 32100. Data quality for Chinese data, no barrier for anyone
-else's: an identifier of another system is never looked at. Our CN profiles state the same
-rules as invariants (cnp-1, cnp-2, cnp-4, cnpr-1, cno-1); the walker skips these checks where
-such a profile already applies them. Messages never repeat the number itself.
+the birth date, digit 17 the sex); a lower-case x check character is accepted with a warning.
+A unified social credit code (统一社会信用代码, our `/sid/uscc` system) must pass GB 32100 and
+the GB 11714 check of the organisation code inside it. Data quality for Chinese data, no
+barrier for anyone else's: an identifier of another system is never looked at. Our CN profiles
+state the same rules as invariants (cnp-1, cnp-2, cnp-4 on Patient, cnpr-1, cnpr-2, cnpr-3 on
+Practitioner, cno-1); the walker skips these checks where such a profile already applies them.
+Messages never repeat the number itself.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from gateway.validation.checksums import id_card_birth_date, id_card_sex, id_card_valid, uscc_valid
+from gateway.validation.checksums import (
+    id_card_birth_date,
+    id_card_lowercase_x,
+    id_card_sex,
+    id_card_valid,
+    uscc_valid,
+)
 from gateway.validation.locations import CANONICAL_BASE
 
 ID_CARD = "urn:oid:2.16.156.10011.1.3"
@@ -21,7 +29,7 @@ USCC = CANONICAL_BASE + "/sid/uscc"
 _CHECKS = {ID_CARD: ("VAL-1090", id_card_valid), USCC: ("VAL-1091", uscc_valid)}
 # Our profiles' invariants stating the same rules: where one applies, it reports instead.
 CHECK_KEYS = frozenset({"cnp-1", "cnpr-1", "cno-1"})
-_BIRTH_KEY, _SEX_KEY = "cnp-2", "cnp-4"
+_BIRTH_KEYS, _SEX_KEYS = frozenset({"cnp-2", "cnpr-2"}), frozenset({"cnp-4", "cnpr-3"})
 # Resources describing a person, with the birthDate and gender an ID number must agree with.
 PERSONS = frozenset({"Patient", "Practitioner", "RelatedPerson", "Person"})
 
@@ -29,13 +37,19 @@ Problem = tuple[str, dict[str, Any]]
 
 
 def identifier_problem(identifier: dict[str, Any], covered: frozenset[str]) -> Problem | None:
-    """A national identifier whose check character (or format) is wrong; `covered` holds the
-    invariant keys already applied to this element."""
-    check = _CHECKS.get(identifier.get("system"))  # type: ignore[arg-type]
+    """A national identifier whose check character (or format) is wrong, or (a warning, whatever
+    profile applies) an ID number with a lower-case x; `covered` holds the invariant keys
+    already applied to this element. The fields may carry the issue's `severity`."""
+    system = identifier.get("system")
+    check = _CHECKS.get(system)  # type: ignore[arg-type]
     value = identifier.get("value")
-    if check is None or not isinstance(value, str) or check[1](value):
+    if check is None or not isinstance(value, str):
         return None
-    return None if covered & CHECK_KEYS else (check[0], {})
+    if not check[1](value):
+        return None if covered & CHECK_KEYS else (check[0], {})
+    if system == ID_CARD and id_card_lowercase_x(value):
+        return "VAL-1094", {"severity": "warning"}
+    return None
 
 
 def person_problems(
@@ -57,14 +71,14 @@ def person_problems(
         where = f"{path}.identifier[{i}].value"
         born = id_card_birth_date(value)
         if (
-            _BIRTH_KEY not in covered
+            not covered & _BIRTH_KEYS
             and isinstance(birth, str)
             and born is not None
             and not born.isoformat().startswith(birth)
         ):
             out.append(("VAL-1092", where, {"birth_date": birth}))
         if (
-            _SEX_KEY not in covered
+            not covered & _SEX_KEYS
             and gender in ("male", "female")
             and id_card_sex(value) != gender
         ):

@@ -23,7 +23,12 @@ _ALLOWED_TAGS = frozenset(
     "h1 h2 h3 h4 h5 h6 hr i img li ol p pre q samp small span strong sub sup table tbody td "
     "tfoot th thead tr tt ul var".split()
 )
-_CJK = re.compile(r"^[\u3400-\u9fff\u00b7\u2022]+$")
+# Separators between the parts of a transliterated minority name (艾力·买买提): the middle dot
+# U+00B7 of the standard spelling, and the look-alikes input methods and registers produce: the
+# bullet U+2022, the katakana middle dot U+30FB and the full-width full stop U+FF0E.
+_NAME_DOTS = "\u00b7\u2022\u30fb\uff0e"
+_CJK = re.compile(rf"^[\u3400-\u9fff{_NAME_DOTS}]+$")
+_NO_DOTS = {ord(d): None for d in _NAME_DOTS}
 
 
 def _values(value: Any) -> list[Any]:
@@ -255,18 +260,31 @@ def att_1(value: Any, env: dict[str, Any]) -> bool:
 
 
 def name_consistent(name: Any) -> bool:
-    """HumanName.text carries the family and given names (Chinese: family + given, no space)."""
+    """HumanName.text carries the family and given names (Chinese: family + given, no space;
+    a minority name with a middle dot: its parts in either order)."""
     if not isinstance(name, dict) or not isinstance(name.get("text"), str):
         return True
     text = name["text"]
-    family = name.get("family") if isinstance(name.get("family"), str) else ""
+    family: str = name["family"] if isinstance(name.get("family"), str) else ""
     given = [g for g in name.get("given", []) if isinstance(g, str)]
     if _CJK.match(text):
+        if any(d in text for d in _NAME_DOTS):
+            return _dotted_name_consistent(text, family, "".join(given))
         if family and given:
             return text == family + "".join(given)
         return text.startswith(family) and text.endswith("".join(given))
     lowered = text.lower()
     return all(part.lower() in lowered for part in [family, *given] if part)
+
+
+def _dotted_name_consistent(text: str, family: str, given: str) -> bool:
+    """A minority name written with a middle dot carries its parts in either order (艾力·买买提
+    may record family 买买提 and given 艾力, or the reverse); the separators are not compared."""
+    whole, family, given = (s.translate(_NO_DOTS) for s in (text, family, given))
+    if family and given:
+        return whole in (family + given, given + family)
+    part = family or given
+    return whole.startswith(part) or whole.endswith(part)
 
 
 def obs_6(value: Any, env: dict[str, Any]) -> bool:

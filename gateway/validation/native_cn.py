@@ -20,13 +20,19 @@ from gateway.validation.checksums import (
     uscc_valid,
 )
 from gateway.validation.locations import CANONICAL_BASE
-from gateway.validation.native import Native, compare_moments, name_consistent
+from gateway.validation.native import Native, name_consistent
+from gateway.validation.native_contract import NATIVE_CONTRACT
 
 _SD = CANONICAL_BASE + "/StructureDefinition/"
 _CS = CANONICAL_BASE + "/CodeSystem/"
 _SID = CANONICAL_BASE + "/sid/"
 _ID_CARD = "urn:oid:2.16.156.10011.1.3"
-_SEX_PAIRS = {("1", "male"), ("2", "female"), ("0", "unknown"), ("9", "other"), ("9", "unknown")}
+# GB/T 2261.1 sex code -> the gender it agrees with (ConceptMap gb-t-2261-1-to-administrative-
+# gender): 0 未知的性别 and 9 未说明的性别 are unknown; the legacy codes 5 (女性改(变)为男性) and
+# 6 (男性改(变)为女性) of GB 2261-1980 name the present sex. cnp-3 reads the code whatever the
+# coding's system, so data written with the former system URL is still understood.
+_SEX_PAIRS = {("1", "male"), ("2", "female"), ("0", "unknown"), ("9", "unknown")}
+_SEX_PAIRS |= {("5", "male"), ("6", "female")}
 
 
 def _list(value: Any) -> list[Any]:
@@ -123,26 +129,6 @@ def cno_2(res: dict, env: dict) -> bool:
     )
 
 
-def cnc_1(res: dict, env: dict) -> bool:
-    return res.get("status") != "revoked" or bool(_exts(res, _SD + "cn-termination-reason"))
-
-
-def cnc_2(res: dict, env: dict) -> bool:
-    status = res.get("status")
-    return not _exts(res, _SD + "cn-termination-reason") or status is None or status == "revoked"
-
-
-def cnc_3(res: dict, env: dict) -> bool:
-    period = res.get("period")
-    if not isinstance(period, dict):
-        period = {}
-    start, end = period.get("start"), period.get("end")
-    if not isinstance(start, str) or not isinstance(end, str):
-        return True
-    order = compare_moments(start, end)
-    return order is None or order < 0
-
-
 def cnt_1(res: dict, env: dict) -> bool:
     first = [
         p
@@ -208,29 +194,32 @@ def cncd_1(res: dict, env: dict) -> bool:
 
 
 _IDCARD_VALID = "value.cnIdCardValid()"
+# Patient (cnp-2, cnp-4) and Practitioner (cnpr-2, cnpr-3) state the same two rules.
+_BIRTH_DATE = (
+    f"birthDate.empty() or identifier.where(system = '{_ID_CARD}').all("
+    "value.cnIdCardBirthDate() = %resource.birthDate.toString())"
+)
+_SEX_DIGIT = (
+    "(gender = 'male' or gender = 'female').not() or identifier.where(system = "
+    f"'{_ID_CARD}').all(value.cnIdCardSex() = %resource.gender)"
+)
 
 NATIVE_CN: dict[tuple[str, str], Native] = {
     ("cnad-1", "value.cnDivisionValid()"): cnad_1,
     ("cnp-1", _IDCARD_VALID): _checksum(id_card_valid),
     ("cnpr-1", _IDCARD_VALID): _checksum(id_card_valid),
     ("cno-1", "value.cnUsccValid()"): _checksum(uscc_valid),
-    (
-        "cnp-2",
-        f"birthDate.empty() or identifier.where(system = '{_ID_CARD}').all("
-        "value.cnIdCardBirthDate() = %resource.birthDate.toString())",
-    ): cnp_2,
+    ("cnp-2", _BIRTH_DATE): cnp_2,
     (
         "cnp-3",
         f"extension.where(url = '{_SD}cn-sex-gb2261').value.code.all(($this = '1' and "
         "%resource.gender = 'male') or ($this = '2' and %resource.gender = 'female') or "
-        "($this = '0' and %resource.gender = 'unknown') or ($this = '9' and "
-        "(%resource.gender = 'other' or %resource.gender = 'unknown')))",
+        "(($this = '0' or $this = '9') and %resource.gender = 'unknown') or ($this = '5' and "
+        "%resource.gender = 'male') or ($this = '6' and %resource.gender = 'female'))",
     ): cnp_3,
-    (
-        "cnp-4",
-        "(gender = 'male' or gender = 'female').not() or identifier.where(system = "
-        f"'{_ID_CARD}').all(value.cnIdCardSex() = %resource.gender)",
-    ): cnp_4,
+    ("cnp-4", _SEX_DIGIT): cnp_4,
+    ("cnpr-2", _BIRTH_DATE): cnp_2,
+    ("cnpr-3", _SEX_DIGIT): cnp_4,
     ("cnp-5", "name.all(cnNameConsistent())"): cnp_5,
     ("cnp-6", "value.matches('^[0-9]{17}$')"): cnp_6,
     (
@@ -238,15 +227,7 @@ NATIVE_CN: dict[tuple[str, str], Native] = {
         f"type.coding.where(system = '{_CS}institution-kind' and code = "
         f"'medical-alliance').exists() or identifier.where(system = '{_SID}uscc').exists()",
     ): cno_2,
-    (
-        "cnc-1",
-        f"status = 'revoked' implies extension.where(url = '{_SD}cn-termination-reason').exists()",
-    ): cnc_1,
-    (
-        "cnc-2",
-        f"extension.where(url = '{_SD}cn-termination-reason').exists() implies status = 'revoked'",
-    ): cnc_2,
-    ("cnc-3", "period.start < period.end"): cnc_3,
+    **NATIVE_CONTRACT,  # cnc-*: the contract profile's invariants
     (
         "cnt-1",
         f"participant.where(extension.where(url = '{_SD}cn-first-responsible' and "

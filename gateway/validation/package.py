@@ -1,7 +1,8 @@
 """`gateway profiles pack`: our conformance resources as an installable FHIR NPM package.
 
 package.tgz holds package/package.json, package/.index.json, every StructureDefinition (with
-its snapshot), CodeSystem, ValueSet and ConceptMap, and package/example/ with the examples.
+its snapshot), CodeSystem, ValueSet, ConceptMap, OperationDefinition, SearchParameter and
+NamingSystem, and package/example/ with the examples.
 The archive is reproducible: sorted entries, fixed timestamps.
 """
 

@@ -1,5 +1,8 @@
 """ProfileRegistry: every StructureDefinition, CodeSystem and ValueSet the validator knows.
 
+Besides those, our folder's ConceptMaps, OperationDefinitions, SearchParameters and
+NamingSystems (one per identifier system we define) are kept to be installed and packed.
+
 Loaded once at start-up from the R4 core definition bundles and our profiles/ folder. Our
 profiles are authored as differentials in profiles/StructureDefinition/; their snapshots are
 committed in profiles/generated/ (`python -m gateway.validation.snapshot` rewrites them; a test
@@ -36,6 +39,7 @@ LOCAL_TYPES = (
     "ConceptMap",
     "OperationDefinition",
     "SearchParameter",
+    "NamingSystem",
 )
 
 
@@ -98,6 +102,7 @@ class ProfileRegistry:
         self.local = local  # resourceType -> our conformance resources (snapshots included)
         self.profiles_dir = profiles_dir
         self.canonical_base = CANONICAL_BASE
+        self._local_systems = frozenset(cs["url"] for cs in local.get("CodeSystem", []))
         self._core_types = {
             sd["type"]: sd
             for url, sd in structure_definitions.items()
@@ -130,7 +135,10 @@ class ProfileRegistry:
         return sd is not None and sd.get("kind") == "resource" and not sd.get("abstract", False)
 
     def is_local(self, url: str) -> bool:
-        return strip_version(url).startswith(self.canonical_base + "/")
+        """Ours: under our canonical base, or one of our code systems (the national ones are
+        identified by their WS/T 500 OIDs)."""
+        url = strip_version(url)
+        return url.startswith(self.canonical_base + "/") or url in self._local_systems
 
     def local_resources(self) -> Iterator[dict[str, Any]]:
         for rtype in LOCAL_TYPES:
@@ -157,7 +165,7 @@ def load_local(
             res = read_json(path)
             local.setdefault(sub, []).append(res)
             terminology.add(res, local=True)
-    for sub in ("OperationDefinition", "SearchParameter"):
+    for sub in ("OperationDefinition", "SearchParameter", "NamingSystem"):
         for path in _json_files(folder / sub):
             local.setdefault(sub, []).append(read_json(path))
     sources = [read_json(p) for p in _json_files(folder / "StructureDefinition")]

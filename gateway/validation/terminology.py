@@ -3,6 +3,10 @@
 Expansion is local only. A value set that needs an external code system (SNOMED CT, LOINC,
 UCUM, …) or an unsupported filter cannot be expanded: `expand()` returns None and the
 validator skips the binding rather than guessing. Expansions are cached per canonical URL.
+
+A code system that changed its canonical URL names the former one as an identifier with
+`use = old` (our national code systems moved to their WS/T 500 OIDs): codings written with the
+former URL are still found and still fit the value sets that include the system.
 """
 
 from __future__ import annotations
@@ -98,6 +102,18 @@ def _flatten(entry_concepts: Iterable[dict], out: dict[str, Concept], parent: st
         _flatten(raw.get("concept", []), out, code)
 
 
+def _former_urls(resource: dict[str, Any]) -> list[str]:
+    """The canonical URLs a code system replaced: identifiers with use = old holding a URI."""
+    return [
+        i["value"]
+        for i in resource.get("identifier", [])
+        if isinstance(i, dict)
+        and i.get("use") == "old"
+        and i.get("system") == "urn:ietf:rfc:3986"
+        and isinstance(i.get("value"), str)
+    ]
+
+
 def _prop_value(prop: dict[str, Any]) -> Any:
     return next((v for k, v in prop.items() if k.startswith("value")), None)
 
@@ -118,6 +134,8 @@ class Terminology:
         self.value_sets: dict[str, dict[str, Any]] = {}
         self._vs_by_id: dict[str, dict[str, Any]] = {}
         self._cs_by_id: dict[str, CodeSystemEntry] = {}
+        self._former: dict[str, list[str]] = {}  # canonical URL -> the URLs it replaced
+        self._current: dict[str, str] = {}  # former URL -> canonical URL
         self._expansions: dict[str, Expansion | None] = {}
         self._lock = threading.Lock()
 
@@ -149,11 +167,17 @@ class Terminology:
         self.code_systems[entry.url] = entry
         if local or resource.get("id") not in self._cs_by_id:
             self._cs_by_id[resource.get("id", "")] = entry
+        for former in _former_urls(resource):
+            self._current[former] = entry.url
+            self._former.setdefault(entry.url, []).append(former)
 
     # ---- access ----
     def code_system(self, url_or_id: str) -> CodeSystemEntry | None:
         url = strip_version(url_or_id)
-        return self.code_systems.get(url) or self._cs_by_id.get(url)
+        found = self.code_systems.get(url) or self._cs_by_id.get(url)
+        if found is None and url in self._current:
+            found = self.code_systems.get(self._current[url])
+        return found
 
     def value_set(self, url_or_id: str) -> dict[str, Any] | None:
         url = strip_version(url_or_id)
@@ -193,8 +217,10 @@ class Terminology:
             self._add_contains(vs["expansion"]["contains"], items)
         if items is None:
             return None
-        pairs = frozenset(items)
-        codes = frozenset(c for _, c in pairs)
+        pairs = frozenset(items) | {
+            (former, c) for s, c in items for former in self._former.get(s, ())
+        }
+        codes = frozenset(c for _, c in items)
         return Expansion(url, tuple(items.values()), pairs, codes, not partial)
 
     def _add_contains(self, contains: list[dict], items: dict) -> None:

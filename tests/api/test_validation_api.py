@@ -124,7 +124,7 @@ async def test_expand_lookup_validate_code(client):
     assert r.status_code == 200, r.text
     codes = {c["code"] for c in r.json()["expansion"]["contains"]}
     assert {"1", "2"} <= codes
-    cs = f"{CN}/CodeSystem/gb-t-2261-1"
+    cs = "urn:oid:2.16.156.10011.2.3.3.4"  # GB/T 2261.1, by its WS/T 500 OID
     r = await client.get("/CodeSystem/$lookup", params={"system": cs, "code": "2"})
     assert r.status_code == 200
     display = [p for p in r.json()["parameter"] if p["name"] == "display"][0]["valueString"]

@@ -605,7 +605,10 @@ def care_team(tid: str, org: str) -> dict[str, Any]:
 def contract(cid: str, pid: str, team: str, number: str, status: str = "active") -> dict:
     """A family-doctor contract, from our valid example (profiles/examples)."""
     doc = json.loads((EXAMPLES / "CarePlan-cn-contract-wang-2026.json").read_text("utf-8"))
-    doc.pop("replaces", None)
+    doc.pop("replaces", None)  # not a renewal here: a new contract
+    for ext in doc["extension"]:
+        if ext["url"].endswith("/cn-sign-type"):
+            ext["valueCoding"] = {**ext["valueCoding"], "code": "new", "display": "新签"}
     doc.pop("text", None)
     doc["id"] = cid
     doc["subject"] = {"reference": f"Patient/{pid}"}

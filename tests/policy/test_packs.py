@@ -64,9 +64,14 @@ def test_regional_numbers(packs):
     assert by["guangzhou"].contracts.period.max_months == 12
     assert by["guangzhou"].prescriptions.long_max_days == 60
     assert (by["guangzhou"].fees.team_percent, by["guangzhou"].fees.institution_percent) == (80, 20)
-    assert by["guangzhou"].referrals.reserved_expert_slots_min_percent == 20
+    assert by["guangzhou"].referrals.reserved == {"expert": 20}
     assert by["xinjiang"].prescriptions.long_max_days == 84
-    assert by["xinjiang"].referrals.reserved_outpatient_percent == 50
+    assert by["xinjiang"].referrals.reserved == {"outpatient": 50, "examination": 50}
+    assert (
+        by["guandu"].referrals.green_channel_down
+        and not by["xinjiang"].referrals.green_channel_down
+    )
+    assert by["guandu"].referrals.task == packs.national.referrals.task
     assert by["xinjiang"].fees.staff_min_percent == 70
     assert "functional-community" in by["xinjiang"].contracts.signing_units
     assert by["guandu"].service_frequency.key_population_per_year == 4

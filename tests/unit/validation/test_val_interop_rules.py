@@ -156,7 +156,7 @@ def test_attachment_size_and_hash_agree_with_the_data(core_validator):
     "system, ok",
     [
         ("http://loinc.org", True),
-        ("urn:oid:2.16.156.10011.2.3.3.4", True),
+        ("urn:oid:2.16.156.10011.2.3.3.5", True),  # a national code system we do not hold
         ("loinc", False),
         ("Location!", False),
     ],
