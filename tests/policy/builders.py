@@ -53,7 +53,7 @@ def ext(name: str, **value: Any) -> dict[str, Any]:
 
 async def post(client: httpx.AsyncClient, resource: dict[str, Any]) -> dict[str, Any]:
     r = await client.post(f"/{resource['resourceType']}", json=resource)
-    assert r.status_code == 201, r.text
+    assert r.status_code == 201, (resource["resourceType"], r.text)
     return r.json()
 
 
@@ -117,8 +117,9 @@ class Region:
         self.package = package  # one the region's pack offers
 
     @classmethod
-    async def make(cls, client: httpx.AsyncClient, region: str) -> Region:
-        org = await organization(client, region)
+    async def make(cls, client: httpx.AsyncClient, region: str, org: str | None = None) -> Region:
+        """`org`: an institution that exists already (else one is made in `region`)."""
+        org = org or await organization(client, region)
         model = MODELS[region]
         members = [(r, await role(client, org, r, s)) for r, s in MEMBERS[model]]
         team = await post(client, team_body(org, model, members))

@@ -172,8 +172,11 @@ async def test_conditional_subject_in_a_transaction_is_resolved_for_the_rule(cli
 async def test_lifecycle_steps_outside_the_pack_are_refused_naming_the_allowed(client):
     region = await Region.make(client, "guangzhou")
     resident = await patient(client)
-    r = await client.post("/CarePlan", json=contract(resident, region, status="completed"))
+    r = await client.post("/CarePlan", json=contract(resident, region, status="entered-in-error"))
     assert r.status_code == 422 and code_of(r) == "POL-2001", r.text
+    # history is recorded as it was: an expired contract may be written as such
+    past = contract(resident, region, start="2024-01-01", end="2024-12-31", status="completed")
+    await post(client, past)
     made = await post(client, contract(resident, region))
     made["status"] = "revoked"
     made["extension"] += [
