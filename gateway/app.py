@@ -35,6 +35,7 @@ from gateway.events.relay import OutboxRelay
 from gateway.fhir.conformance import install_conformance
 from gateway.fhir.core import FhirCore
 from gateway.fhir.operations import Operation
+from gateway.fhir.operations.episode import EPISODE
 from gateway.fhir.operations.everything import EVERYTHING
 from gateway.fhir.operations.terminology import EXPAND, LOOKUP, VALIDATE_CODE
 from gateway.fhir.operations.validate import VALIDATE
@@ -101,7 +102,7 @@ def make_bus(settings: Settings) -> EventBus:
 
 
 def operations() -> dict[str, Operation]:
-    ops = (VALIDATE, EXPAND, LOOKUP, VALIDATE_CODE, EVERYTHING)
+    ops = (VALIDATE, EXPAND, LOOKUP, VALIDATE_CODE, EVERYTHING, EPISODE)
     return {op.name: op for op in ops}
 
 

@@ -111,9 +111,20 @@ def _inline(element: Any) -> Any:
     return None
 
 
+# A resident's records, for access: R4's Patient compartment, and the referral Task, which names
+# its patient in `for` (search parameter `patient`) but is in no compartment of R4's: who may
+# see the resident sees the workflow about them (and a Consent denial hides it too).
+ACCESS_EXTRA = (("Task", ("patient",)),)
+
+
+def resident_records() -> dict[str, tuple[str, ...]]:
+    """resource type → the parameters that make a resource one of a resident's records."""
+    return {**patient_compartment(), **dict(ACCESS_EXTRA)}
+
+
 def _personal(res_type: str) -> bool:
     """A resident's record: the Patient or a resource of its compartment."""
-    return res_type == "Patient" or bool(patient_compartment().get(res_type))
+    return res_type == "Patient" or bool(resident_records().get(res_type))
 
 
 class Visibility:
@@ -253,7 +264,7 @@ class Visibility:
             return None
         if res_type == "Patient":
             return residents
-        params = patient_compartment().get(res_type)
+        params = resident_records().get(res_type)
         if not params:
             return None
         return select(REF.res_id).where(
@@ -316,7 +327,7 @@ class Visibility:
         residents = self.residents() if "compartment" in self.role.read else None
         if residents is not None:
             parts.append(select(literal("Patient", String), residents.subquery().c[0]))
-            parts.append(member_pairs(residents))
+            parts.append(member_pairs(residents, ACCESS_EXTRA))
         if "own" in self.role.read:
             parts.append(self._own_pairs())
         for rule in self.role.read:
@@ -337,7 +348,7 @@ class Visibility:
         if self.writing:  # a resident's records are not its own by being written
             pairs = pairs.where(
                 REF.target_type.not_in(
-                    ["Patient", *(t for t, p in patient_compartment().items() if p)]
+                    ["Patient", *(t for t, p in resident_records().items() if p)]
                 )
             )
         mine = select(literal("Provenance", String), authored.subquery().c[0])

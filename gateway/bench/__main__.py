@@ -20,6 +20,7 @@ from rich.table import Table
 
 from gateway.bench import auth as auth_bench
 from gateway.bench import load as load_bench
+from gateway.bench import referrals as referral_bench
 from gateway.bench import search as search_bench
 from gateway.bench.clients import Connection, median_p95_ms, run_clients
 from gateway.bench.server import gateway_process, throwaway_postgres, throwaway_sqlite
@@ -123,6 +124,8 @@ def main() -> None:
     ap.add_argument("--load", action="store_true", help="only the mixed-load benchmark")
     ap.add_argument("--load-clients", type=int, default=64)
     ap.add_argument("--load-seconds", type=float, default=60.0)
+    ap.add_argument("--referrals", action="store_true", help="only the referral loop benchmark")
+    ap.add_argument("--referral-loops", type=int, default=400)
     search_bench.add_arguments(ap)
     args = ap.parse_args()
     console = Console()
@@ -137,6 +140,9 @@ def main() -> None:
         return
     if args.load:
         console.print(*load_bench.main_load(args, pg_admin, CORPORA))
+        return
+    if args.referrals:
+        console.print(referral_bench.main_referrals(args, pg_admin))
         return
     table = Table(title=f"REST core ({os.cpu_count()} cores, {args.workers} gateway workers)")
     for col in (
@@ -158,6 +164,7 @@ def main() -> None:
     if args.only in (None, "postgres"):
         console.print(auth_bench.main_auth(args, pg_admin))
         console.print(*load_bench.main_load(args, pg_admin, CORPORA))
+        console.print(referral_bench.main_referrals(args, pg_admin))
 
 
 if __name__ == "__main__":

@@ -154,6 +154,7 @@ class TaskFlow(_Strict):
     transitions: dict[str, list[str]]
     business_status: dict[str, list[str]]
     actors: dict[str, Literal["owner", "requester"]] = {}
+    any_step_roles: list[str] = []  # access roles that may take any side's step (admin)
 
 
 class Referrals(_Strict):

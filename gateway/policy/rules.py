@@ -9,6 +9,10 @@ rolls back: nothing is half-written.
   contract and its team written together): a contract's period, confirmations, signing
   party, packages and fees, one contract in force per resident, the team's capacity; a team's
   model and composition.
+
+Referrals, their Tasks, reserved slots and long prescriptions: gateway.policy.referrals,
+slots and prescriptions (a referral posted alone gets its Task; a booking turns its slot busy:
+both as further writes of the same transaction).
 """
 
 from __future__ import annotations
@@ -27,6 +31,15 @@ from gateway.policy.contracts import (
 from gateway.policy.fhir_values import extensions, has_category
 from gateway.policy.lookup import Lookup
 from gateway.policy.pack import Packs
+from gateway.policy.prescriptions import check_long_prescription
+from gateway.policy.referrals import (
+    check_referral,
+    check_task,
+    is_referral,
+    is_referral_task,
+    task_for,
+)
+from gateway.policy.slots import book, mark_slot
 from gateway.policy.teams import check_team
 from gateway.search.sql import SearchSql
 from gateway.store.model import Stored, Write
@@ -49,6 +62,10 @@ def is_team(resource: dict[str, Any] | None) -> bool:
     )
 
 
+_BEFORE = frozenset({"CarePlan", "ServiceRequest", "Task", "Slot", "MedicationRequest"})
+_AFTER = frozenset({"CarePlan", "CareTeam", "ServiceRequest", "Appointment"})
+
+
 class DomainRules:
     def __init__(self, packs: Packs, registry: Any, sql: SearchSql):
         self.packs = packs
@@ -59,16 +76,33 @@ class DomainRules:
         return Lookup(repo, self.registry, self.sql, self.packs)
 
     async def before_write(self, repo: Repository, w: Write, cur: Stored | None) -> None:
-        contract = w.resource
-        if w.res_type != "CarePlan" or not is_contract(contract):
+        resource = w.resource
+        if resource is None or w.res_type not in _BEFORE:
             return
-        assert contract is not None
-        lookup = self._lookup(repo)
-        pack, division = await governing_pack(lookup, contract)
-        old = None
+        previous = None
         if cur is not None and not cur.deleted:
             previous = orjson.loads(cur.content)
-            old = previous.get("status") if is_contract(previous) else None
+        lookup = self._lookup(repo)
+        if is_contract(resource):
+            await self._contract_step(lookup, resource, previous)
+        elif is_referral(resource):
+            await check_referral(lookup, resource)
+        elif is_referral_task(resource):
+            owner = (resource.get("owner") or {}).get("reference")
+            pack, _ = await lookup.pack_of(owner)
+            flow = pack.referrals.task
+            ctx = repo.ctx
+            await check_task(lookup, flow, resource, previous, ctx.organization, ctx.role)
+        elif w.res_type == "Slot" and previous is None:
+            await mark_slot(repo, lookup, resource)
+        elif w.res_type == "MedicationRequest" and has_category(resource, "long-prescription"):
+            await check_long_prescription(lookup, resource)
+
+    async def _contract_step(
+        self, lookup: Lookup, contract: dict[str, Any], previous: dict[str, Any] | None
+    ) -> None:
+        pack, division = await governing_pack(lookup, contract)
+        old = previous.get("status") if is_contract(previous) else None  # type: ignore[union-attr]
         terms.check_step(pack, old, str(contract.get("status")))
         chosen = terms.check_packages(pack, division, contract)
         if chosen and not extensions(contract, terms.FEE):
@@ -76,17 +110,22 @@ class DomainRules:
 
     async def after_writes(self, repo: Repository, made: list[Stored]) -> list[Write]:
         lookup: Lookup | None = None
+        more: list[Write] = []
         for st in made:
-            if st.deleted or st.res_type not in ("CarePlan", "CareTeam"):
+            if st.deleted or st.res_type not in _AFTER:
                 continue
             doc = orjson.loads(st.content)
+            lookup = lookup or self._lookup(repo)
             if is_contract(doc):
-                lookup = lookup or self._lookup(repo)
                 await self._contract(lookup, doc, st)
             elif is_team(doc):
-                lookup = lookup or self._lookup(repo)
                 await check_team(lookup, doc)
-        return []
+            elif is_referral(doc) and st.version == 1:
+                task = await task_for(lookup, doc, f"ServiceRequest/{st.res_id}")
+                more += [task] if task else []
+            elif st.res_type == "Appointment":
+                more += await book(lookup, doc)
+        return more
 
     async def _contract(self, lookup: Lookup, contract: dict[str, Any], st: Stored) -> None:
         pack, division = await governing_pack(lookup, contract)

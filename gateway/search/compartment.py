@@ -57,8 +57,11 @@ _NO_LIMIT = 2**62
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 
 
-@lru_cache(maxsize=1)
-def _compartment_params() -> TextClause:
+Extra = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+@lru_cache(maxsize=4)
+def _compartment_params(extra: Extra = ()) -> TextClause:
     """The reference rows that put their resource in a Patient compartment, as SQL text built
     once from the shipped definition: ~70 types and their parameters as bound IN lists were
     re-rendered on every execution and cost more than running the query."""
@@ -70,15 +73,18 @@ def _compartment_params() -> TextClause:
     terms = [
         f"(idx_reference.res_type = {quoted(t)} AND idx_reference.param IN "
         f"({', '.join(quoted(p) for p in params)}))"
-        for t, params in sorted(patient_compartment().items())
+        for t, params in sorted({**patient_compartment(), **dict(extra)}.items())
         if params
     ]
     return text(f"({' OR '.join(terms)})")
 
 
-def member_pairs(patient_ids: PatientIds) -> Any:
-    """(type, id) of every resource in the compartments of the given Patients (None: any)."""
-    return select(REF.res_type, REF.res_id).where(*_pointing_at(patient_ids), _compartment_params())
+def member_pairs(patient_ids: PatientIds, extra: Extra = ()) -> Any:
+    """(type, id) of every resource in the compartments of the given Patients (None: any);
+    `extra`: further (type, parameters) counted in (access control's wider view)."""
+    return select(REF.res_type, REF.res_id).where(
+        *_pointing_at(patient_ids), _compartment_params(extra)
+    )
 
 
 def everything_keys(patient_ids: PatientIds) -> Any:

@@ -22,6 +22,7 @@ from gateway.validation.checksums import (
 from gateway.validation.locations import CANONICAL_BASE
 from gateway.validation.native import Native, name_consistent
 from gateway.validation.native_contract import NATIVE_CONTRACT
+from gateway.validation.native_referral import NATIVE_REFERRAL
 
 _SD = CANONICAL_BASE + "/StructureDefinition/"
 _CS = CANONICAL_BASE + "/CodeSystem/"
@@ -161,14 +162,6 @@ def cnh_2(res: dict, env: dict) -> bool:
     return "quantity" not in res or res["quantity"] == len(_list(res.get("member")))
 
 
-def cnr_1(res: dict, env: dict) -> bool:
-    green = any(e.get("valueBoolean") is True for e in _exts(res, _SD + "cn-green-channel"))
-    if not green:
-        return True
-    codes = _ext_codes(res, _SD + "cn-referral-direction")
-    return codes == ["up"] or not codes
-
-
 def _total(components: list[Any], kind: str) -> Decimal | None:
     total = Decimal(0)
     for pc in components:
@@ -245,11 +238,7 @@ NATIVE_CN: dict[tuple[str, str], Native] = {
         " = '02').count() = 1",
     ): cnh_1,
     ("cnh-2", "quantity.empty() or quantity = member.count()"): cnh_2,
-    (
-        "cnr-1",
-        f"extension.where(url = '{_SD}cn-green-channel' and value = true).empty() or "
-        f"extension.where(url = '{_SD}cn-referral-direction').value.code = 'up'",
-    ): cnr_1,
+    **NATIVE_REFERRAL,  # cnr-*, cnrt-*, cnap-*, cnlp-*, cnrb-*: the referral profiles'
     (
         "cncd-1",
         "propertyGroup.all(priceComponent.where(type = 'informational').amount.value"

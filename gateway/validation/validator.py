@@ -22,6 +22,7 @@ from gateway.validation.walker import Walker
 
 _SD = CANONICAL_BASE + "/StructureDefinition/"
 _CATEGORY = CANONICAL_BASE + "/CodeSystem/family-doctor-category"
+_RESERVED = CANONICAL_BASE + "/CodeSystem/reserved-resource"
 
 
 def _has_code(element: str, code: str, system: str = _CATEGORY) -> Callable[[dict], bool]:
@@ -41,12 +42,22 @@ def _has_code(element: str, code: str, system: str = _CATEGORY) -> Callable[[dic
 
 
 def _has_system(element: str, system: str) -> Callable[[dict], bool]:
+    """A coding from `system` in the element (one CodeableConcept or a list of them)."""
+
     def test(resource: dict[str, Any]) -> bool:
-        concept = resource.get(element)
-        codings = concept.get("coding") if isinstance(concept, dict) else None
-        return any(isinstance(c, dict) and c.get("system") == system for c in codings or [])
+        value = resource.get(element)
+        for concept in value if isinstance(value, list) else [value]:
+            codings = concept.get("coding") if isinstance(concept, dict) else None
+            for coding in codings if isinstance(codings, list) else []:
+                if isinstance(coding, dict) and coding.get("system") == system:
+                    return True
+        return False
 
     return test
+
+
+def _either(*tests: Callable[[dict], bool]) -> Callable[[dict], bool]:
+    return lambda resource: any(test(resource) for test in tests)
 
 
 def _has_extension(url: str) -> Callable[[dict], bool]:
@@ -96,6 +107,26 @@ DEFAULT_PROFILES: tuple[DefaultProfile, ...] = (
         "Task",
         _SD + "cn-referral-task",
         _has_system("businessStatus", CANONICAL_BASE + "/CodeSystem/referral-status"),
+    ),
+    # A hospital's Schedule, Slot and Appointment are ours when they are of a reserved-resource
+    # kind (serviceCategory: expert, outpatient, examination, bed), and a Slot also when it
+    # carries the reservation mark; an Appointment of another kind is not held to cn-appointment
+    # for being based on a referral. A referral Bundle only when it claims cn-referral-bundle.
+    DefaultProfile("Schedule", _SD + "cn-schedule", _has_system("serviceCategory", _RESERVED)),
+    DefaultProfile(
+        "Slot",
+        _SD + "cn-slot",
+        _either(
+            _has_system("serviceCategory", _RESERVED), _has_extension(_SD + "cn-slot-reservation")
+        ),
+    ),
+    DefaultProfile(
+        "Appointment", _SD + "cn-appointment", _has_system("serviceCategory", _RESERVED)
+    ),
+    DefaultProfile(
+        "MedicationRequest",
+        _SD + "cn-long-prescription",
+        _has_code("category", "long-prescription"),
     ),
     DefaultProfile(
         "DiagnosticReport",

@@ -89,7 +89,8 @@ OPEN_TASK = {"draft", "requested", "received", "accepted", "ready", "in-progress
 CLOSED_TASK = {"completed", "rejected", "cancelled", "failed"}
 
 # R4 CompartmentDefinition patient: the elements that put a resource of the types this world
-# holds into a Patient's compartment (Task is not in R4's Patient compartment).
+# holds into a Patient's compartment; and, for access, the referral Task by its `for` (not in
+# R4's compartment, but a resident's record all the same).
 COMPARTMENT = {
     "Observation": ("subject", "performer"),
     "Condition": ("subject", "asserter"),
@@ -98,6 +99,7 @@ COMPARTMENT = {
     "Consent": ("patient",),
     "Coverage": ("policyHolder", "subscriber", "beneficiary", "payor"),
     "CareTeam": ("subject", "participant.member"),
+    "Task": ("for",),
     "Provenance": ("target",),
 }
 
@@ -626,7 +628,9 @@ def referral_task(tid: str, pid: str, org: str, status: str, modified: datetime)
     doc["for"] = {"reference": f"Patient/{pid}"}
     doc["owner"] = {"reference": org}
     doc["status"] = status
-    business = "accepted" if status in OPEN_TASK else "completed"
+    # the business status that fits the status (cn-referral-task, cnrt-1)
+    fits = {"requested": "submitted", "rejected": "declined", "in-progress": "arrived"}
+    business = fits.get(status, status)
     doc["businessStatus"]["coding"][0]["code"] = business
     doc["businessStatus"]["coding"][0].pop("display", None)
     doc["authoredOn"] = _iso(modified - timedelta(hours=1))

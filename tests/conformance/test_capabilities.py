@@ -328,12 +328,14 @@ async def install_conformance_resources(app) -> None:
 
 async def served_definition(client, url: str, r4: dict) -> dict | None:
     """An OperationDefinition the gateway serves, when it is based on an R4 one for the same
-    operation."""
+    operation, or is one of our own operations ($ingest, $native, $episode: no R4 base)."""
     found = (await client.get("/OperationDefinition", params={"url": url})).json()
     resources = [e["resource"] for e in found.get("entry", [])]
     if len(resources) != 1:
         return None
     od = resources[0]
+    if "base" not in od and url.startswith("https://fhir.jtys.cn/OperationDefinition/"):
+        return od
     base = r4.get(od.get("base"))
     return od if base is not None and base["code"] == od["code"] else None
 

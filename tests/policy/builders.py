@@ -168,5 +168,10 @@ def contract(
     return body
 
 
+def code_of(response: httpx.Response) -> str:
+    """The message code of the first issue (POL-…, VAL-…, GW-…)."""
+    return response.json()["issue"][0]["details"]["coding"][0]["code"]
+
+
 def issue_text(response: httpx.Response) -> str:
     return " ".join(i.get("diagnostics", "") for i in response.json().get("issue", []))

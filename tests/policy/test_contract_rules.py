@@ -11,6 +11,7 @@ import pytest
 from tests.policy.builders import (
     BASE,
     Region,
+    code_of,
     coding,
     contract,
     ext,
@@ -34,10 +35,6 @@ def fees(resource: dict) -> dict[tuple[str, str], float]:
             )
             out[key] = parts["amount"]["valueMoney"]["value"]
     return out
-
-
-def code_of(response) -> str:
-    return response.json()["issue"][0]["details"]["coding"][0]["code"]
 
 
 # --- one contract in force ----------------------------------------------------------------
