@@ -37,6 +37,9 @@ from gateway.fhir.core import FhirCore
 from gateway.fhir.operations import Operation
 from gateway.fhir.operations.episode import EPISODE
 from gateway.fhir.operations.everything import EVERYTHING
+from gateway.fhir.operations.ingest import INGEST
+from gateway.fhir.operations.native import NATIVE
+from gateway.fhir.operations.recognized import RECOGNIZED_RESULTS
 from gateway.fhir.operations.terminology import EXPAND, LOOKUP, VALIDATE_CODE
 from gateway.fhir.operations.validate import VALIDATE
 from gateway.http.adapter import base_url, error_response, fhir_endpoint
@@ -45,6 +48,7 @@ from gateway.http.auth_routes import jwks, smart_configuration, token_endpoint
 from gateway.http.hosts import HostCheck
 from gateway.http.memory import configure_allocator, release_memory
 from gateway.http.rate_limit import RateLimiter
+from gateway.mapping.registry import mappings
 from gateway.policy.pack import Packs
 from gateway.policy.rules import DomainRules
 from gateway.search.extract import IndexExtractor
@@ -102,7 +106,10 @@ def make_bus(settings: Settings) -> EventBus:
 
 
 def operations() -> dict[str, Operation]:
-    ops = (VALIDATE, EXPAND, LOOKUP, VALIDATE_CODE, EVERYTHING, EPISODE)
+    ops = (
+        *(VALIDATE, EXPAND, LOOKUP, VALIDATE_CODE, EVERYTHING, INGEST, NATIVE, EPISODE),
+        RECOGNIZED_RESULTS,
+    )
     return {op.name: op for op in ops}
 
 
@@ -138,6 +145,7 @@ async def build_core(settings: Settings) -> tuple[FhirCore, OutboxRelay]:
         annotators=annotators,
         check_engine=check_engine,
     )
+    mappings()  # the mapping specs, checked: a broken one stops start-up, naming its place
     return FhirCore(settings, store, registry, operations()), relay
 
 

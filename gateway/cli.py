@@ -1,6 +1,8 @@
-"""`gateway` command line: serve, migrate (more later: import, export, validate, reindex)."""
+"""`gateway` command line: serve, migrate, import, export-native, validate, reindex, …"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
@@ -85,6 +87,80 @@ def reindex(
             lambda done, total: bar.update(task, completed=done, total=total),
         )
     typer.echo(f"reindexed {n} resources")
+
+
+@app.command("import")
+def import_records(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON or CSV records"),
+    source: str = typer.Option(..., "--source", help="The mapping: resident, contract, …"),
+    base_url: str = typer.Option(
+        None, "--base-url", help="A running gateway's FHIR base (default: in process)"
+    ),
+    token: str = typer.Option(None, "--token", help="Bearer token for --base-url"),
+    chunk: int = typer.Option(100, "--chunk", min=1, help="Records per $ingest request"),
+    charset: str = typer.Option(None, "--charset", help="CSV charset (default: detected)"),
+    restart: bool = typer.Option(False, "--restart", help="Ignore a checkpoint of this file"),
+) -> None:
+    """Import a regional system's export through $ingest: progress, summary, resumable."""
+    import asyncio
+
+    from rich.console import Console
+
+    from gateway import cli_records
+
+    console = Console()
+    if base_url is None:  # in process, on GATEWAY_DATABASE_URL: migrated first, like serve
+        from gateway.search.reindex import migrate as migrate_database
+
+        migrate_database(Settings().database_url)
+
+    async def run() -> cli_records.Checkpoint:
+        async with cli_records.gateway_client(base_url, token) as client:
+            return await cli_records.run_import(
+                file, source, client, chunk, restart, charset, console
+            )
+
+    try:
+        state = asyncio.run(run())
+    except cli_records.Stopped as exc:
+        console.print(f"[red]import stopped:[/red] {exc} (run again to resume)")
+        raise typer.Exit(1) from None
+    report = cli_records.finish(file, state)
+    console.print(*cli_records.summary(state))
+    console.print(f"report: {report}")
+
+
+@app.command("export-native")
+def export_native(
+    out: Path = typer.Argument(..., dir_okay=False, help="The JSON file to write"),
+    source: str = typer.Option("contract", "--source", help="The mapping to read back with"),
+    query: str = typer.Option(None, "--query", help="Which resources (Type?search)"),
+    base_url: str = typer.Option(
+        None, "--base-url", help="A running gateway's FHIR base (default: in process)"
+    ),
+    token: str = typer.Option(None, "--token", help="Bearer token for --base-url"),
+) -> None:
+    """Write stored resources as a regional system's native records (the reverse mapping)."""
+    import asyncio
+    import json
+
+    from rich.console import Console
+
+    from gateway import cli_records
+
+    console = Console()
+
+    async def run() -> list[dict]:
+        async with cli_records.gateway_client(base_url, token) as client:
+            return await cli_records.export_native(client, source, query, console)
+
+    try:
+        records = asyncio.run(run())
+    except cli_records.Stopped as exc:
+        console.print(f"[red]export stopped:[/red] {exc}")
+        raise typer.Exit(1) from None
+    out.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
+    console.print(f"{len(records)} {source} records: {out}")
 
 
 # `gateway validate PATH…` and `gateway profiles pack|snapshot`.

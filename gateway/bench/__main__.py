@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.bench import auth as auth_bench
+from gateway.bench import ingest as ingest_bench
 from gateway.bench import load as load_bench
 from gateway.bench import referrals as referral_bench
 from gateway.bench import search as search_bench
@@ -127,6 +128,7 @@ def main() -> None:
     ap.add_argument("--referrals", action="store_true", help="only the referral loop benchmark")
     ap.add_argument("--referral-loops", type=int, default=400)
     search_bench.add_arguments(ap)
+    ingest_bench.add_arguments(ap)
     args = ap.parse_args()
     console = Console()
     pg_admin = os.environ.get(
@@ -143,6 +145,9 @@ def main() -> None:
         return
     if args.referrals:
         console.print(referral_bench.main_referrals(args, pg_admin))
+        return
+    if args.ingest:
+        console.print(ingest_bench.main_ingest(args, pg_admin))
         return
     table = Table(title=f"REST core ({os.cpu_count()} cores, {args.workers} gateway workers)")
     for col in (
@@ -165,6 +170,7 @@ def main() -> None:
         console.print(auth_bench.main_auth(args, pg_admin))
         console.print(*load_bench.main_load(args, pg_admin, CORPORA))
         console.print(referral_bench.main_referrals(args, pg_admin))
+        console.print(ingest_bench.main_ingest(args, pg_admin))
 
 
 if __name__ == "__main__":

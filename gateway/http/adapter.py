@@ -25,6 +25,10 @@ FHIR_JSON = "application/fhir+json"
 _JSON_TYPES = {"application/fhir+json", "application/json", "text/json", "json"}
 _FORM = "application/x-www-form-urlencoded"
 _BODY_TYPES = _JSON_TYPES | {"application/json-patch+json", _FORM}
+# Operations that also read a regional system's CSV export as it is, in its own charset
+# (GB18030 as often as UTF-8): $ingest.
+_CSV_TYPES = {"text/csv", "application/csv"}
+_CSV_OPERATIONS = ("$ingest",)
 _FORMAT_PARAMS = ("_format", "_pretty")
 
 
@@ -91,6 +95,8 @@ def _check_content_type(ctype: str | None, body: bytes, path: str) -> None:
     """415 for a body that is not JSON (or a JSON Patch, or a form to `_search`), not UTF-8
     (the only charset FHIR JSON has), or not FHIR R4."""
     media = _media_type(ctype)
+    if media in _CSV_TYPES and path.rstrip("/").rsplit("/", 1)[-1] in _CSV_OPERATIONS:
+        return
     if body and media not in _BODY_TYPES:
         raise outcomes.unsupported_media_type(media)
     if body and media == _FORM and not path.rstrip("/").endswith("_search"):

@@ -18,6 +18,7 @@ from gateway.policy.pack import PolicyPack
 
 CONTRACT = f"{CATEGORY_SYSTEM}|family-doctor-contract"
 HOUSEHOLD_CONTRACT = "https://fhir.jtys.cn/sid/household-contract"
+CAPACITY_SLACK = 200
 
 
 async def governing_pack(lookup: Lookup, contract: dict[str, Any]) -> tuple[PolicyPack, str | None]:
@@ -116,27 +117,18 @@ async def check_capacity(
         old_team = await lookup.reference_of((old.get("careTeam") or [None])[0])
         if old_team == team:
             return  # not a new contract for this team
-    await lookup.lock(f"team-capacity:{team}")
     query = [
         ("care-team", team),
         ("category", CONTRACT),
         ("status", ",".join(pack.contracts.in_force)),
     ]
-    # The contract's own index rows name the team only once its reference is literal (a
-    # conditional one is resolved at the end of the transaction): count it in by hand then.
-    counted = "?" not in str((team_ref or {}).get("reference", ""))
-    if cap.unit == "persons":
-        count = await lookup.count("CarePlan", query) + (0 if counted else 1)
-    else:
-        count = await lookup.count_distinct_identifier("CarePlan", query, HOUSEHOLD_CONTRACT)
-        household = _household(contract)
-        if not counted and (
-            household is None
-            or not await lookup.count(
-                "CarePlan", [*query, ("identifier", f"{HOUSEHOLD_CONTRACT}|{household}")]
-            )
-        ):
-            count += 1
+    # Far below the cap, no lock: concurrent writers (at most the connection pools' size, far
+    # fewer than CAPACITY_SLACK) cannot carry the count past it, and a team's contracts would
+    # otherwise all queue on one lock. Near the cap, lock and count exactly.
+    if await _households(lookup, query, cap.unit, contract, team_ref) + CAPACITY_SLACK <= cap.max:
+        return
+    await lookup.lock(f"team-capacity:{team}")
+    count = await _households(lookup, query, cap.unit, contract, team_ref)
     if count > cap.max:
         raise violation(
             f"{team} is at its capacity: this contract would make {count} {cap.unit} under "
@@ -144,6 +136,28 @@ async def check_capacity(
             "CarePlan.careTeam",
             "POL-2102",
         )
+
+
+async def _households(
+    lookup: Lookup, query: list[tuple[str, str]], unit: str, contract: dict[str, Any], team_ref: Any
+) -> int:
+    """What the team serves with this contract: persons, or households (contracts sharing a
+    household-contract identifier count once)."""
+    # The contract's own index rows name the team only once its reference is literal (a
+    # conditional one is resolved at the end of the transaction): count it in by hand then.
+    counted = "?" not in str((team_ref or {}).get("reference", ""))
+    if unit == "persons":
+        return await lookup.count("CarePlan", query) + (0 if counted else 1)
+    count = await lookup.count_distinct_identifier("CarePlan", query, HOUSEHOLD_CONTRACT)
+    household = _household(contract)
+    if not counted and (
+        household is None
+        or not await lookup.count(
+            "CarePlan", [*query, ("identifier", f"{HOUSEHOLD_CONTRACT}|{household}")]
+        )
+    ):
+        count += 1
+    return count
 
 
 def _household(contract: dict[str, Any]) -> str | None:

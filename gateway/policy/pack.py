@@ -16,6 +16,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from gateway.recognition import rules as recognition_rules
+from gateway.recognition.rules import Recognition, RegionRecognition
+
 STATUSES = ("draft", "active", "on-hold", "revoked", "completed", "entered-in-error")
 Status = Literal["draft", "active", "on-hold", "revoked", "completed", "entered-in-error"]
 Payer = Literal["insurer", "individual", "public-health", "finance"]
@@ -185,6 +188,9 @@ class PolicyPack(_Strict):
     service_frequency: ServiceFrequency | None = None
     prescriptions: Prescriptions | None = None
     referrals: Referrals
+    # 结果互认: the scope this region's results are mutual within, its own windows
+    # (gateway.recognition.rules reads and checks it with recognition.yaml)
+    recognition: RegionRecognition | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PolicyPack:
@@ -242,23 +248,30 @@ def _read(path: Path) -> dict[str, Any]:
 class Packs:
     """Every pack, and which one governs a division code."""
 
-    def __init__(self, national: PolicyPack, regional: list[PolicyPack]):
+    def __init__(
+        self,
+        national: PolicyPack,
+        regional: list[PolicyPack],
+        results: Recognition | None = None,
+    ):
         self.national = national
         self.regional = regional
+        self.recognition = results  # the result-recognition rules (recognition.yaml)
         self._prefixes = sorted(
             ((d, p) for p in regional for d in p.divisions), key=lambda dp: -len(dp[0])
         )
 
     @classmethod
     def load(cls, folder: Path) -> Packs:
-        """The packs in `folder` (every *.yaml but access.yaml, which is the access policy)."""
+        """The packs in `folder` (every *.yaml but access.yaml, the access policy, and
+        recognition.yaml, the result-recognition rules, loaded and checked with them)."""
         national_path = folder / f"{NATIONAL}.yaml"
         if not national_path.exists():
             raise PackError(f"{national_path}: the national pack is missing")
         base = _read(national_path)
         packs: dict[str, PolicyPack] = {}
         for path in sorted(folder.glob("*.yaml")):
-            if path.name == "access.yaml":
+            if path.name in ("access.yaml", recognition_rules.FILE):
                 continue
             data = base if path == national_path else _merge(base, _read(path))
             try:
@@ -282,7 +295,13 @@ class Packs:
                 if d in seen:
                     raise PackError(f"{pack.region}.yaml: division {d} is also {seen[d]}'s")
                 seen[d] = pack.region
-        return cls(national, list(packs.values()))
+        results = None
+        if (folder / recognition_rules.FILE).exists():
+            try:
+                results = recognition_rules.load(folder)
+            except recognition_rules.RecognitionError as exc:
+                raise PackError(str(exc)) from None
+        return cls(national, list(packs.values()), results)
 
     def for_division(self, division: str | None) -> PolicyPack:
         if division:

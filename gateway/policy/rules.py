@@ -12,7 +12,7 @@ rolls back: nothing is half-written.
 
 Referrals, their Tasks, reserved slots and long prescriptions: gateway.policy.referrals,
 slots and prescriptions (a referral posted alone gets its Task; a booking turns its slot busy:
-both as further writes of the same transaction).
+both as further writes of the same transaction); a result's recognition mark: result_mark.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from gateway.policy.referrals import (
     is_referral_task,
     task_for,
 )
+from gateway.policy.result_mark import set_mark
 from gateway.policy.slots import book, mark_slot
 from gateway.policy.teams import check_team
 from gateway.search.sql import SearchSql
@@ -62,7 +63,11 @@ def is_team(resource: dict[str, Any] | None) -> bool:
     )
 
 
-_BEFORE = frozenset({"CarePlan", "ServiceRequest", "Task", "Slot", "MedicationRequest"})
+_BEFORE = frozenset(
+    {"CarePlan", "ServiceRequest", "Task", "Slot", "MedicationRequest"}
+    | {"DiagnosticReport", "Observation"}
+)
+_STEPS = frozenset({"CarePlan", "Task"})
 _AFTER = frozenset({"CarePlan", "CareTeam", "ServiceRequest", "Appointment"})
 
 
@@ -79,8 +84,9 @@ class DomainRules:
         resource = w.resource
         if resource is None or w.res_type not in _BEFORE:
             return
-        previous = None
-        if cur is not None and not cur.deleted:
+        exists = cur is not None and not cur.deleted
+        previous = None  # the version replaced: only the rules about steps read it
+        if cur is not None and exists and w.res_type in _STEPS:
             previous = orjson.loads(cur.content)
         lookup = self._lookup(repo)
         if is_contract(resource):
@@ -93,10 +99,12 @@ class DomainRules:
             flow = pack.referrals.task
             ctx = repo.ctx
             await check_task(lookup, flow, resource, previous, ctx.organization, ctx.role)
-        elif w.res_type == "Slot" and previous is None:
+        elif w.res_type == "Slot" and not exists:
             await mark_slot(repo, lookup, resource)
         elif w.res_type == "MedicationRequest" and has_category(resource, "long-prescription"):
             await check_long_prescription(lookup, resource)
+        elif w.res_type in ("DiagnosticReport", "Observation"):
+            await set_mark(lookup, resource)  # the recognition mark is the gateway's to set
 
     async def _contract_step(
         self, lookup: Lookup, contract: dict[str, Any], previous: dict[str, Any] | None
