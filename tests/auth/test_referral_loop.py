@@ -47,13 +47,16 @@ async def put_org(c: httpx.AsyncClient, ref: str, name: str) -> None:
     assert r.status_code in (200, 201), r.text
 
 
-async def test_up_and_down_between_a_team_and_a_hospital(auth_app, http, register):
+async def test_up_and_down_between_a_team_and_a_hospital(auth_app, app, http, register):
     events: list = []
 
     async def seen(event) -> None:
         events.append(event)
 
-    auth_app.state.relay.bus.subscribe(seen)
+    # Every relay on this database takes its share of the outbox (the session's plain app has
+    # one too, on the same database): listen to all of them.
+    for relay in {id(a.state.relay): a.state.relay for a in (auth_app, app)}.values():
+        relay.bus.subscribe(seen)
     admin = await register("admin", "Organization/gateway")
     async with acting(auth_app, http, admin) as c:
         await put_org(c, TEAM_ORG, "越秀区某社区卫生服务中心")
@@ -142,8 +145,10 @@ async def test_up_and_down_between_a_team_and_a_hospital(auth_app, http, registe
             assert f"ServiceRequest/{down['id']}" in urls
             assert f"Task/{back['id']}/_history/2" in urls
 
-    # every version of the up-referral's Task reached the event bus, in order
+    # every version of the up-referral's Task reached an event bus, once
     await auth_app.state.relay.drain()
-    mine = [e for e in events if e.res_type == "Task" and e.res_id == task["id"]]
-    assert [e.version for e in mine] == list(range(1, int(task["meta"]["versionId"]) + 1))
-    assert [e.action for e in mine] == ["create"] + ["update"] * (len(mine) - 1)
+    mine = sorted(
+        (e.version, e.action) for e in events if e.res_type == "Task" and e.res_id == task["id"]
+    )
+    last = int(task["meta"]["versionId"])
+    assert mine == [(1, "create")] + [(v, "update") for v in range(2, last + 1)]
