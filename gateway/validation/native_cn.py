@@ -22,6 +22,9 @@ from gateway.validation.checksums import (
 from gateway.validation.locations import CANONICAL_BASE
 from gateway.validation.native import Native, name_consistent
 from gateway.validation.native_contract import NATIVE_CONTRACT
+from gateway.validation.native_json import as_list as _list
+from gateway.validation.native_json import extensions as _exts
+from gateway.validation.native_json import value_of as _value_of
 from gateway.validation.native_referral import NATIVE_REFERRAL
 
 _SD = CANONICAL_BASE + "/StructureDefinition/"
@@ -34,14 +37,6 @@ _ID_CARD = "urn:oid:2.16.156.10011.1.3"
 # coding's system, so data written with the former system URL is still understood.
 _SEX_PAIRS = {("1", "male"), ("2", "female"), ("0", "unknown"), ("9", "unknown")}
 _SEX_PAIRS |= {("5", "male"), ("6", "female")}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _exts(obj: dict[str, Any], url: str) -> list[dict[str, Any]]:
-    return [e for e in _list(obj.get("extension")) if isinstance(e, dict) and e.get("url") == url]
 
 
 def _ext_codes(obj: dict[str, Any], url: str) -> list[Any]:
@@ -59,10 +54,6 @@ def _id_cards(res: dict[str, Any]) -> list[dict[str, Any]]:
         for i in _list(res.get("identifier"))
         if isinstance(i, dict) and i.get("system") == _ID_CARD
     ]
-
-
-def _value_of(ext: dict[str, Any]) -> Any:
-    return next((v for k, v in ext.items() if k.startswith("value")), None)
 
 
 def cnad_1(ext: Any, env: dict) -> bool:

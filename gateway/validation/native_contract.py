@@ -12,6 +12,9 @@ from typing import Any
 
 from gateway.validation.locations import CANONICAL_BASE
 from gateway.validation.native import Native, compare_moments
+from gateway.validation.native_json import as_list as _list
+from gateway.validation.native_json import extensions as _exts
+from gateway.validation.native_json import value_of as _value
 
 _SD = CANONICAL_BASE + "/StructureDefinition/"
 _REASON = _SD + "cn-termination-reason"
@@ -20,19 +23,6 @@ _UNIT = _SD + "cn-signing-unit"
 _COMMUNITY = _SD + "cn-functional-community"
 _CONFIRMATION = _SD + "cn-yearly-confirmation"
 _HOUSEHOLD_CONTRACT = CANONICAL_BASE + "/sid/household-contract"
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _exts(obj: Any, url: str) -> list[dict[str, Any]]:
-    items = _list(obj.get("extension")) if isinstance(obj, dict) else []
-    return [e for e in items if isinstance(e, dict) and e.get("url") == url]
-
-
-def _value(ext: dict[str, Any]) -> Any:
-    return next((v for k, v in ext.items() if k.startswith("value")), None)
 
 
 def _unit_codes(res: dict[str, Any]) -> list[Any]:

@@ -15,6 +15,9 @@ from typing import Any
 
 from gateway.validation.locations import CANONICAL_BASE
 from gateway.validation.native import Native
+from gateway.validation.native_json import as_list as _list
+from gateway.validation.native_json import extensions as _exts
+from gateway.validation.native_json import value_of as _value
 
 _SD = CANONICAL_BASE + "/StructureDefinition/"
 _DIRECTION = _SD + "cn-referral-direction"
@@ -51,19 +54,6 @@ _BUNDLED = frozenset(
 )
 _PATIENT_REF = r"^(.*/)?Patient[/?]"
 _SUPPLY_UNITS = ("d", "wk", "mo")
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _exts(obj: Any, url: str) -> list[dict[str, Any]]:
-    items = _list(obj.get("extension")) if isinstance(obj, dict) else []
-    return [e for e in items if isinstance(e, dict) and e.get("url") == url]
-
-
-def _value(ext: dict[str, Any]) -> Any:
-    return next((v for k, v in ext.items() if k.startswith("value")), None)
 
 
 def _direction_is(res: dict[str, Any], code: str) -> bool:
