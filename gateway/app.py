@@ -30,6 +30,7 @@ from gateway.auth.keys import SigningKeys
 from gateway.auth.remote_keys import RemoteKeys
 from gateway.auth.replay import ReplayGuard
 from gateway.auth.tokens import IdentityProvider, TokenService
+from gateway.background import WorkerContext, start_parts, stop_parts
 from gateway.events.bus import EventBus, InProcessBus, RedisStreamBus
 from gateway.events.relay import OutboxRelay
 from gateway.fhir.conformance import install_conformance
@@ -101,7 +102,9 @@ def redis_client(url: str) -> Any:
 
 def make_bus(settings: Settings) -> EventBus:
     if settings.redis_url:
-        return RedisStreamBus(redis_client(settings.redis_url))
+        return RedisStreamBus(
+            redis_client(settings.redis_url), stream=f"{settings.redis_prefix}:events"
+        )
     return InProcessBus()
 
 
@@ -268,6 +271,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "read and change everything. Serve on loopback only."
             )
         relay.start()
+        app.state.background = []
+        if settings.runs_worker_inline():
+            inline_redis = redis_client(settings.redis_url) if settings.redis_url else None
+            app.state.background = await start_parts(
+                WorkerContext(settings, core, relay, inline_redis)
+            )
+            if inline_redis is not None:
+                closers.append(inline_redis.aclose)
         core.validation.warm()
         # A uvicorn worker (GATEWAY_WORKERS > 1) whose supervisor is killed stops gracefully,
         # instead of serving on, unsupervised, from the shared socket.
@@ -278,6 +289,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await stop_parts(app.state.background)
             await relay.stop()
             await relay.bus.close()
             for close in closers:

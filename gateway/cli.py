@@ -72,6 +72,20 @@ def serve(
 
 
 @app.command()
+def worker() -> None:
+    """Run background work: the outbox relay, subscription delivery, bulk jobs (several
+    workers may run on one database and one Redis)."""
+    import asyncio
+    import logging
+
+    from gateway.worker import run
+
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper())
+    asyncio.run(run(settings))
+
+
+@app.command()
 def reindex(
     database_url: str = typer.Option(None, help="Overrides GATEWAY_DATABASE_URL"),
 ) -> None:

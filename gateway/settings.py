@@ -101,3 +101,13 @@ class Settings(BaseSettings):
     # Browser origins allowed by CORS (besides http(s)://localhost and 127.0.0.1 on any port,
     # always allowed for development); a JSON list in the environment.
     cors_origins: list[str] = []
+    # Prefix of every Redis key and stream the gateway uses (events stream, job queues,
+    # subscription state): several gateways, or test runs, can share one Redis apart.
+    redis_prefix: str = "gateway"
+    # Background work (subscription delivery, bulk jobs) in the gateway process itself:
+    # "auto" runs it in-process on the embedded default (no Redis) and leaves it to
+    # `gateway worker` processes when Redis is configured.
+    worker_inline: Literal["auto", "on", "off"] = "auto"
+
+    def runs_worker_inline(self) -> bool:
+        return self.worker_inline == "on" or (self.worker_inline == "auto" and not self.redis_url)

@@ -1,0 +1,1 @@
+"""Bulk Data: $export jobs and NDJSON files, $import."""

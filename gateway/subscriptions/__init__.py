@@ -1,0 +1,1 @@
+"""Subscriptions: criteria-based R4 and topic-based (backport) notifications, delivery."""
