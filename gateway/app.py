@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import os
@@ -14,7 +13,6 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -31,6 +29,8 @@ from gateway.auth.remote_keys import RemoteKeys
 from gateway.auth.replay import ReplayGuard
 from gateway.auth.tokens import IdentityProvider, TokenService
 from gateway.background import WorkerContext, start_parts, stop_parts
+from gateway.bulk.operations import EXPORT, IMPORT
+from gateway.bulk.routes import bulk_routes
 from gateway.events.bus import EventBus, InProcessBus, RedisStreamBus
 from gateway.events.relay import OutboxRelay
 from gateway.fhir.conformance import install_conformance
@@ -43,9 +43,16 @@ from gateway.fhir.operations.native import NATIVE
 from gateway.fhir.operations.recognized import RECOGNIZED_RESULTS
 from gateway.fhir.operations.terminology import EXPAND, LOOKUP, VALIDATE_CODE
 from gateway.fhir.operations.validate import VALIDATE
+from gateway.http import observe
 from gateway.http.adapter import base_url, error_response, fhir_endpoint
 from gateway.http.admission import Admission
-from gateway.http.auth_routes import jwks, smart_configuration, token_endpoint
+from gateway.http.auth_routes import (
+    jwks,
+    record_access,
+    request_context,
+    smart_configuration,
+    token_endpoint,
+)
 from gateway.http.hosts import HostCheck
 from gateway.http.memory import configure_allocator, release_memory
 from gateway.http.rate_limit import RateLimiter
@@ -58,6 +65,9 @@ from gateway.search.sql import SearchSql
 from gateway.settings import Settings
 from gateway.store.engine import create_engine
 from gateway.store.store import Store
+from gateway.subscriptions.operations import EVENTS as SUBSCRIPTION_EVENTS
+from gateway.subscriptions.operations import REPLAY as SUBSCRIPTION_REPLAY
+from gateway.subscriptions.operations import STATUS as SUBSCRIPTION_STATUS
 from gateway.vocab import outcomes, redact
 from gateway.vocab.lifeline import on_parent_exit
 
@@ -112,6 +122,8 @@ def operations() -> dict[str, Operation]:
     ops = (
         *(VALIDATE, EXPAND, LOOKUP, VALIDATE_CODE, EVERYTHING, INGEST, NATIVE, EPISODE),
         RECOGNIZED_RESULTS,
+        *(EXPORT, IMPORT),
+        *(SUBSCRIPTION_STATUS, SUBSCRIPTION_EVENTS, SUBSCRIPTION_REPLAY),
     )
     return {op.name: op for op in ops}
 
@@ -323,8 +335,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=["Location", "ETag", "Last-Modified", "Content-Location", "Retry-After"],
         max_age=600,
     )
+    # Outermost: the request id (echoed, in every log line and the AuditEvent), the metrics
+    # and the access log line of every answer, the HostCheck's and CORS's included.
+    app.add_middleware(
+        observe.Observe, base_path=settings.base_path, tracer=observe.tracer(settings.tracing)
+    )
     base = settings.base_path.rstrip("/")
     add_auth_routes(app, base)
+    # Bulk Data status polling, cancel and file downloads (gateway/bulk/routes.py).
+    app.router.routes.extend(bulk_routes(base, request_context, record_access))
     endpoint = AnyMethod()
     for path in (base, base + "/{path:path}"):
         app.router.routes.append(Route(path, endpoint, methods=None, include_in_schema=False))
@@ -344,19 +363,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> JSONResponse:
-        """Readiness: the database answers within 2 seconds (else 503: take this replica out
-        of the load balancer until it does)."""
-        try:
-            async with asyncio.timeout(2):
-                async with request.app.state.core.store.read_engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
-        except Exception as exc:  # noqa: BLE001 - any failure means not ready
-            # the kind of failure only: the message may name hosts and users
-            return JSONResponse(
-                {"status": "unavailable", "database": type(exc).__name__},
-                status_code=503,
-                headers={"Retry-After": "5"},
-            )
-        return JSONResponse({"status": "ready"})
+        """Readiness: the database answers within 2 seconds with its schema at the code's
+        migration head, and Redis when configured (else 503: take this replica out of the
+        load balancer until it does)."""
+        return await observe.readiness(request)
+
+    # Prometheus metrics (every worker's, aggregated): for the scraper, not for clients (the
+    # proxy of docker-compose.yml does not pass it on).
+    app.router.routes.append(Route("/metrics", observe.metrics_endpoint, methods=["GET"]))
 
     return app

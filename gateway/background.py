@@ -13,9 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from gateway.bulk.runner import BulkPart
 from gateway.events.relay import OutboxRelay
 from gateway.fhir.core import FhirCore
 from gateway.settings import Settings
+from gateway.subscriptions.part import subscription_part
 
 log = logging.getLogger("gateway.background")
 
@@ -42,7 +44,7 @@ PartFactory = Callable[[WorkerContext], "Part | None"]
 
 def factories() -> list[PartFactory]:
     """The parts to run (a factory may return None: nothing to run with these settings)."""
-    return []
+    return [subscription_part, BulkPart.factory]
 
 
 async def start_parts(ctx: WorkerContext) -> list[Part]:

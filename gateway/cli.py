@@ -37,9 +37,7 @@ def serve(
     migrate_first: bool = typer.Option(True, "--migrate/--no-migrate", help="Migrate first"),
 ) -> None:
     """Serve the FHIR API at http://HOST:PORT/fhir."""
-    import uvicorn
-
-    from gateway.http.server import server_options
+    from gateway.http import metrics_dir
 
     settings = Settings()
     bind = host or settings.host
@@ -57,18 +55,32 @@ def serve(
             err=True,
         )
         raise typer.Exit(2)
+    # Before anything imports prometheus-client: every process counts into shared files.
+    metrics = metrics_dir.prepare()
+    import uvicorn
+
+    from gateway.http.server import server_options
+    from gateway.vocab.logs import logging_config
+
     if migrate_first:
         from gateway.search.reindex import migrate as migrate_database
 
         migrate_database(settings.database_url)
-    uvicorn.run(
-        "gateway.asgi:app",
-        host=bind,
-        port=port or settings.port,
-        workers=workers or settings.workers,
-        log_level=settings.log_level,
-        **server_options(settings),
-    )
+    try:
+        uvicorn.run(
+            "gateway.asgi:app",
+            host=bind,
+            port=port or settings.port,
+            workers=workers or settings.workers,
+            log_level=settings.log_level,
+            # One format for every line (GATEWAY_LOG_FORMAT); the gateway writes the access
+            # lines itself, with the request id.
+            log_config=logging_config(settings.log_format, settings.log_level),
+            access_log=False,
+            **server_options(settings),
+        )
+    finally:
+        metrics_dir.remove(metrics)
 
 
 @app.command()
@@ -76,13 +88,39 @@ def worker() -> None:
     """Run background work: the outbox relay, subscription delivery, bulk jobs (several
     workers may run on one database and one Redis)."""
     import asyncio
-    import logging
 
+    from gateway.vocab.logs import configure
     from gateway.worker import run
 
     settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper())
+    configure(settings.log_format, settings.log_level)
+    if settings.worker_metrics_port:  # subscription deliveries, export jobs: counted here
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port)
     asyncio.run(run(settings))
+
+
+@app.command()
+def mllp(
+    host: str = typer.Option(None, help="Overrides GATEWAY_MLLP_HOST (default 127.0.0.1)"),
+    port: int = typer.Option(None, help="Overrides GATEWAY_MLLP_PORT (default 2575)"),
+    workers: int = typer.Option(None, help="Overrides GATEWAY_MLLP_WORKERS (default 1)"),
+) -> None:
+    """Receive HL7 v2 messages (ADT^A01/A04/A08, ORU^R01) over MLLP: each stored as one
+    transaction on the configured database and answered with its ACK or NAK."""
+    from gateway.mllp import serve as serve_mllp
+    from gateway.vocab.logs import configure
+
+    settings = Settings()
+    configure(settings.log_format, settings.log_level)
+    bind = host or settings.mllp_host
+
+    def ready(bound: int) -> None:
+        typer.echo(f"MLLP listening on {bind}:{bound}")
+
+    port = settings.mllp_port if port is None else port
+    serve_mllp(settings, bind, port, settings.mllp_workers if workers is None else workers, ready)
 
 
 @app.command()
@@ -106,7 +144,14 @@ def reindex(
 @app.command("import")
 def import_records(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON or CSV records"),
-    source: str = typer.Option(..., "--source", help="The mapping: resident, contract, …"),
+    more: list[Path] = typer.Argument(  # noqa: B008 - typer's way
+        None, exists=True, dir_okay=False, help="More FHIR files (without --source)"
+    ),
+    source: str = typer.Option(
+        None,
+        "--source",
+        help="The mapping: resident, contract, … (none: FHIR NDJSON or transaction Bundles)",
+    ),
     base_url: str = typer.Option(
         None, "--base-url", help="A running gateway's FHIR base (default: in process)"
     ),
@@ -127,6 +172,28 @@ def import_records(
         from gateway.search.reindex import migrate as migrate_database
 
         migrate_database(Settings().database_url)
+    if source is None:  # FHIR files: NDJSON, transaction and batch Bundles (gateway.bulk)
+        from gateway.bulk.files_import import (
+            ImportStopped,
+            Tally,
+            files_summary,
+            run_files_import,
+        )
+
+        async def run_files() -> Tally:
+            async with cli_records.gateway_client(base_url, token) as client:
+                return await run_files_import([file, *(more or [])], client, chunk, console)
+
+        try:
+            tally = asyncio.run(run_files())
+        except ImportStopped as exc:
+            console.print(f"[red]import stopped:[/red] {exc}")
+            raise typer.Exit(1) from None
+        console.print(*files_summary(tally))
+        return
+    if more:
+        console.print("[red]--source imports one file at a time[/red]")
+        raise typer.Exit(2)
 
     async def run() -> cli_records.Checkpoint:
         async with cli_records.gateway_client(base_url, token) as client:

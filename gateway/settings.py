@@ -74,6 +74,14 @@ class Settings(BaseSettings):
     # information; true makes them errors (the reference validator's security checks).
     security_checks: bool = False
     log_level: str = "info"
+    # Log lines of `gateway serve` and `gateway worker`: "json" (one object a line, with the
+    # request id; for log pipelines) or "text" (for people). Identity numbers masked in both.
+    log_format: Literal["text", "json"] = "text"
+    # OpenTelemetry traces: "auto" exports them when an exporter is configured (the standard
+    # OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER, …) and the SDK is installed; "off".
+    tracing: Literal["auto", "off"] = "auto"
+    # `gateway worker`: serve its metrics (subscription deliveries, export jobs) on this port.
+    worker_metrics_port: int | None = None
 
     # --- authentication and access (gateway/auth, gateway/access) ---
     # "on": every request but the CapabilityStatement and the SMART configuration needs an
@@ -108,6 +116,57 @@ class Settings(BaseSettings):
     # "auto" runs it in-process on the embedded default (no Redis) and leaves it to
     # `gateway worker` processes when Redis is configured.
     worker_inline: Literal["auto", "on", "off"] = "auto"
+
+    # --- Bulk Data (gateway/bulk) ---
+    # An export's NDJSON output is split into files of at most this many bytes per type.
+    bulk_file_max_bytes: int = 64 * 1024 * 1024
+    # Resources read and committed (with the job's cursor) at a time.
+    bulk_page_size: int = 500
+    # Seconds a worker spends on one job before turning to the next (fair sharing).
+    bulk_slice_seconds: float = 2.0
+    # Seconds a worker's claim on a job lasts without renewal (a dead worker's job is taken
+    # over after this).
+    bulk_lease_seconds: float = 30.0
+    # Seconds between looks for new, abandoned and expired jobs.
+    bulk_poll_interval: float = 1.0
+    # Seconds a finished job's files are kept (manifest `Expires`), then deleted.
+    bulk_retention: int = 86_400
+    # Jobs one client may have queued or running at once (beyond: 429).
+    bulk_max_jobs_per_client: int = 4
+    # Retry-After (seconds) on a status request while the job runs.
+    bulk_retry_after: int = 2
+    # $import reads NDJSON files under this directory only (unset: $import is refused).
+    bulk_import_dir: Path | None = None
+
+    # --- subscriptions (gateway/subscriptions) ---
+    # Failed deliveries in a row before a subscription goes to `error`; its pending
+    # notifications then wait in the dead-letter list (POST Subscription/{id}/$replay).
+    subscription_max_failures: int = 8
+    # Retry delays (seconds): the first, doubled after each failure up to the cap, with jitter.
+    subscription_retry_base: float = 1.0
+    subscription_retry_max: float = 300.0
+    # Seconds a receiver may take to answer a notification (a channel's backport-timeout wins).
+    subscription_timeout: float = 10.0
+    # Seconds a worker holds a subscription's delivery (renewed while it delivers): a killed
+    # worker's subscriptions pass to another after this long.
+    subscription_lease: float = 30.0
+    # Seconds between sweeps for retries, handshakes, heartbeats and leases left by dead workers.
+    subscription_poll: float = 1.0
+    # Events in one notification Bundle at most (a channel's backport-max-count wins).
+    subscription_batch: int = 100
+    # Seconds an event read from the Redis Stream by a worker that died waits before another
+    # worker takes it over (XAUTOCLAIM).
+    subscription_claim_idle: float = 30.0
+
+    # --- HL7 v2 over MLLP (`gateway mllp`, gateway/mllp.py) ---
+    # Where the MLLP listener binds (no authentication of its own: the hospital network's
+    # interface, loopback by default) and the largest message it reads.
+    mllp_host: str = "127.0.0.1"
+    mllp_port: int = 2575
+    mllp_max_message_bytes: int = 16 * 1024 * 1024
+    # `gateway mllp` processes listening on the one port (SO_REUSEPORT: the kernel spreads
+    # the connections); each its own event loop, group commit and validation share of cores.
+    mllp_workers: int = 1
 
     def runs_worker_inline(self) -> bool:
         return self.worker_inline == "on" or (self.worker_inline == "auto" and not self.redis_url)

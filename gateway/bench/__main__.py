@@ -19,10 +19,13 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.bench import auth as auth_bench
+from gateway.bench import hl7v2 as hl7v2_bench
 from gateway.bench import ingest as ingest_bench
 from gateway.bench import load as load_bench
+from gateway.bench import recognition as recognition_bench
 from gateway.bench import referrals as referral_bench
 from gateway.bench import search as search_bench
+from gateway.bench import subscriptions as subscriptions_bench
 from gateway.bench.clients import Connection, median_p95_ms, run_clients
 from gateway.bench.server import gateway_process, throwaway_postgres, throwaway_sqlite
 
@@ -127,8 +130,24 @@ def main() -> None:
     ap.add_argument("--load-seconds", type=float, default=60.0)
     ap.add_argument("--referrals", action="store_true", help="only the referral loop benchmark")
     ap.add_argument("--referral-loops", type=int, default=400)
+    ap.add_argument(
+        "--replicas", action="store_true", help="only 2 replicas + a worker (PostgreSQL, Redis)"
+    )
+    ap.add_argument("--partition", action="store_true", help="only the sharding simulation")
+    ap.add_argument("--partition-households", type=int, default=1000)
+    ap.add_argument("--partition-shards", type=int, default=4)
+    ap.add_argument("--recognition", action="store_true", help="only $recognized-results")
+    ap.add_argument("--recognition-results", type=int, default=1000)
+    ap.add_argument("--recognition-calls", type=int, default=300)
+    ap.add_argument(
+        "--subscriptions", action="store_true", help="only notification latency and throughput"
+    )
+    ap.add_argument("--subscription-writes", type=int, default=3000)
+    ap.add_argument("--bulk", action="store_true", help="only the $export throughput")
+    ap.add_argument("--bulk-copies", type=int, default=3, help="Synthea corpus copies loaded")
     search_bench.add_arguments(ap)
     ingest_bench.add_arguments(ap)
+    hl7v2_bench.add_arguments(ap)
     args = ap.parse_args()
     console = Console()
     pg_admin = os.environ.get(
@@ -143,11 +162,42 @@ def main() -> None:
     if args.load:
         console.print(*load_bench.main_load(args, pg_admin, CORPORA))
         return
+    if args.replicas:
+        from gateway.bench import replicas as replicas_bench
+
+        replicas_bench.main(pg_admin)
+        return
+    if args.partition:
+        from gateway.bench import partition as partition_bench
+
+        print(partition_bench.main(pg_admin, args.partition_households, args.partition_shards))
+        return
     if args.referrals:
         console.print(referral_bench.main_referrals(args, pg_admin))
         return
     if args.ingest:
         console.print(ingest_bench.main_ingest(args, pg_admin))
+        return
+    if args.hl7v2:
+        console.print(hl7v2_bench.main_hl7v2(args, pg_admin))
+        return
+    if args.recognition:
+        console.print(recognition_bench.main_recognition(args, pg_admin))
+        return
+    bench_redis = os.environ.get("GATEWAY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+    if args.bulk:
+        from gateway.bench import bulk as bulk_bench
+
+        console.print(
+            bulk_bench.main_bulk(pg_admin, bench_redis, CORPORA, args.bulk_copies, args.only)
+        )
+        return
+    if args.subscriptions:
+        console.print(
+            subscriptions_bench.main(
+                pg_admin, bench_redis, throughput_writes=args.subscription_writes
+            )
+        )
         return
     table = Table(title=f"REST core ({os.cpu_count()} cores, {args.workers} gateway workers)")
     for col in (
@@ -171,6 +221,9 @@ def main() -> None:
         console.print(*load_bench.main_load(args, pg_admin, CORPORA))
         console.print(referral_bench.main_referrals(args, pg_admin))
         console.print(ingest_bench.main_ingest(args, pg_admin))
+        console.print(recognition_bench.main_recognition(args, pg_admin))
+        console.print(subscriptions_bench.main(pg_admin, bench_redis))
+    console.print(hl7v2_bench.main_hl7v2(args, pg_admin))  # both databases (or --only)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,12 @@
 Writes put outbox rows in their own transaction; the relay runs beside the request path (woken
 after each commit, and on a timer for rows left by a crashed process) and deletes what it
 published.
-With several replicas on PostgreSQL, FOR UPDATE SKIP LOCKED gives each batch to one relay.
+Order per resource: a resource's version n+1 is written after version n committed, so its
+outbox row comes later in `seq`; but two relays draining at once (SKIP LOCKED hands them
+different batches) could publish the later batch first. So relays on PostgreSQL take turns: each
+batch is taken under one transaction-level advisory lock (a relay waits for the one publishing,
+then finds what is left), and the bus receives every resource's versions in order. SQLite's
+write transactions are serial already.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.events.bus import EventBus
@@ -21,6 +26,9 @@ from gateway.store.model import Event
 from gateway.store.tables import outbox
 
 log = logging.getLogger(__name__)
+
+# pg_advisory_xact_lock key of the relays' turn (any fixed 64-bit value; "outbox-relay").
+RELAY_LOCK = 0x6F7574626F78
 
 
 class OutboxRelay:
@@ -30,7 +38,7 @@ class OutboxRelay:
         bus: EventBus,
         batch: int = 500,
         interval: float = 5.0,
-        linger: float = 0.05,
+        linger: float = 0.02,
         max_backoff: float = 30.0,
     ):
         self.engine = engine
@@ -53,6 +61,8 @@ class OutboxRelay:
         async with self.engine.connect() as conn:
             conn = await conn.execution_options(gateway_write=True)
             async with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": RELAY_LOCK})
                 q = (
                     select(outbox)
                     .where(outbox.c.published.is_(False))

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.fhir.parse import check_envelope
-from gateway.vocab import outcomes
+from gateway.vocab import metrics, outcomes
 from gateway.vocab.outcomes import Issue, OperationOutcomeError
 
 MODES = ("default", "cn", "claimed", "off")
@@ -88,6 +88,7 @@ class WriteCheck:
         )
         errors = [i for i in issues if i.is_error]
         if errors:
+            metrics.VALIDATION_FAILURES.labels(rtype).inc()
             status = 400 if any(i.structural for i in errors) else 422
             raise OperationOutcomeError([_issue(i, rtype, where) for i in issues], status)
 

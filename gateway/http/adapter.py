@@ -28,6 +28,8 @@ _BODY_TYPES = _JSON_TYPES | {"application/json-patch+json", _FORM}
 # Operations that also read a regional system's CSV export as it is, in its own charset
 # (GB18030 as often as UTF-8): $ingest.
 _CSV_TYPES = {"text/csv", "application/csv"}
+# … and HL7 v2 messages in ER7 as a lab or HIS sends them ($ingest?source=hl7v2).
+_CSV_TYPES |= {"x-application/hl7-v2+er7", "application/hl7-v2", "text/plain"}
 _CSV_OPERATIONS = ("$ingest",)
 _FORMAT_PARAMS = ("_format", "_pretty")
 

@@ -39,7 +39,7 @@ from gateway.policy.referrals import (
     is_referral_task,
     task_for,
 )
-from gateway.policy.result_mark import set_mark
+from gateway.policy.result_mark import check_decision, is_recognition_decision, set_mark
 from gateway.policy.slots import book, mark_slot
 from gateway.policy.teams import check_team
 from gateway.search.sql import SearchSql
@@ -105,6 +105,8 @@ class DomainRules:
             await check_long_prescription(lookup, resource)
         elif w.res_type in ("DiagnosticReport", "Observation"):
             await set_mark(lookup, resource)  # the recognition mark is the gateway's to set
+        elif is_recognition_decision(resource):  # a receiving doctor's accepted | repeated
+            await check_decision(lookup, resource, repo.ctx.organization, repo.ctx.role)
 
     async def _contract_step(
         self, lookup: Lookup, contract: dict[str, Any], previous: dict[str, Any] | None

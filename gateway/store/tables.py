@@ -254,3 +254,56 @@ auth_jti = Table(
     Column("expires_at", BigInteger, nullable=False),
     Index("ix_auth_jti_expires", "expires_at"),
 )
+
+# --- Bulk Data jobs (gateway/bulk; migration 0006) ---------------------------------------------
+# One row per $export / $import job: who started it (files are served to that client only, and
+# the export runs under its access), what it asked for, how far it got (a per-type cursor
+# committed with the lines it covers: a restarted worker neither repeats nor loses a line) and
+# which worker holds it (a lease; an expired lease lets another worker take the job over).
+bulk_jobs = Table(
+    "bulk_jobs",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # export | import
+    Column("status", String(16), nullable=False),  # queued | running | completed | failed | …
+    Column("owner", String(256), nullable=False),  # the client (principal) that started it
+    Column("organization", String(128)),
+    Column("role", String(32)),
+    Column("scopes", Text),  # space-separated: the token's scopes at kick-off
+    Column("request", Text, nullable=False),  # the kick-off URL (manifest `request`)
+    Column("spec", Text, nullable=False),  # JSON: level, types, _since, _typeFilter, patients…
+    Column("state", Text, nullable=False),  # JSON: type index, cursor, current file part
+    Column("transaction_time", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger),
+    Column("lease_owner", String(128)),
+    Column("lease_until", BigInteger),
+    Column("turn", BigInteger, nullable=False),  # when it last had a worker: fair rotation
+    Column("error", Text),  # the OperationOutcome of a failed job
+    Index("ix_bulk_jobs_status_turn", "status", "turn"),
+    Index("ix_bulk_jobs_owner", "owner", "status"),
+)
+# The NDJSON files of a job: outputs per type (split at a size) and OperationOutcome files.
+bulk_files = Table(
+    "bulk_files",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("kind", String(16), nullable=False),  # output | error
+    Column("res_type", String(64), nullable=False),
+    Column("part", Integer, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("chunks", Integer, nullable=False),
+)
+# A file's bytes, in chunks written with the cursor that covers them (one transaction) and
+# served one chunk at a time (constant memory on both sides).
+bulk_chunks = Table(
+    "bulk_chunks",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)

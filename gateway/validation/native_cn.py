@@ -25,6 +25,7 @@ from gateway.validation.native_contract import NATIVE_CONTRACT
 from gateway.validation.native_json import as_list as _list
 from gateway.validation.native_json import extensions as _exts
 from gateway.validation.native_json import value_of as _value_of
+from gateway.validation.native_recognition import NATIVE_RECOGNITION
 from gateway.validation.native_referral import NATIVE_REFERRAL
 
 _SD = CANONICAL_BASE + "/StructureDefinition/"
@@ -230,6 +231,7 @@ NATIVE_CN: dict[tuple[str, str], Native] = {
     ): cnh_1,
     ("cnh-2", "quantity.empty() or quantity = member.count()"): cnh_2,
     **NATIVE_REFERRAL,  # cnr-*, cnrt-*, cnap-*, cnlp-*, cnrb-*: the referral profiles'
+    **NATIVE_RECOGNITION,  # cnrd-*: the recognition decision's
     (
         "cncd-1",
         "propertyGroup.all(priceComponent.where(type = 'informational').amount.value"

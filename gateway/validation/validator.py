@@ -108,6 +108,11 @@ DEFAULT_PROFILES: tuple[DefaultProfile, ...] = (
         _SD + "cn-referral-task",
         _has_system("businessStatus", CANONICAL_BASE + "/CodeSystem/referral-status"),
     ),
+    DefaultProfile(  # a receiving doctor's decision on an earlier result (accepted | repeated)
+        "Task",
+        _SD + "cn-recognition-decision",
+        _has_system("businessStatus", CANONICAL_BASE + "/CodeSystem/recognition-outcome"),
+    ),
     # A hospital's Schedule, Slot and Appointment are ours when they are of a reserved-resource
     # kind (serviceCategory: expert, outpatient, examination, bed), and a Slot also when it
     # carries the reservation mark; an Appointment of another kind is not held to cn-appointment

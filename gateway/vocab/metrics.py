@@ -2,7 +2,10 @@
 
 Defined here, on the ground floor, so that the store, the domain parts and the edge count into
 the same registry without importing one another. With several uvicorn workers the edge serves
-them through prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR).
+them through prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by
+`gateway serve`); gateway/http/observe.py counts requests and serves /metrics. Label values
+come from fixed vocabularies (the router's interactions, R4 type names, status codes, the
+outcomes and states below), never from a client's text.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ VALIDATION_FAILURES = Counter(
 )
 OUTBOX_LAG = Gauge(
     "gateway_outbox_lag_seconds",
-    "Age of the oldest event not yet relayed to the bus",
-    multiprocess_mode="max",
+    "Age of the oldest event not yet relayed to the bus (measured at each scrape)",
+    # Set by the worker answering the scrape: the latest measurement is the truth (a "max"
+    # would keep a worker's old high value after the outbox drained).
+    multiprocess_mode="mostrecent",
 )
 SUBSCRIPTION_DELIVERIES = Counter(
     "gateway_subscription_deliveries_total",

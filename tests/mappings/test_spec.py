@@ -45,6 +45,9 @@ def test_the_shipped_specs_load():
         "team",
         "contract",
         "referral",
+        "lab-report",
+        "exam-report",
+        "chronic-followup",
     }
 
 

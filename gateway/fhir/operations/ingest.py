@@ -13,11 +13,16 @@ or an atomic request that fails, answers with an OperationOutcome and its error 
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
+
 from gateway.fhir.operations import Operation
 from gateway.fhir.operations.ingest_report import parameters
 from gateway.fhir.operations.ingest_write import Writer
-from gateway.fhir.request import FhirResponse
+from gateway.fhir.request import FhirRequest, FhirResponse
 from gateway.fhir.router import Call
+from gateway.hl7v2.answer import ingest_messages
 from gateway.mapping.plan import map_record
 from gateway.mapping.record import UNKNOWN_FIELD, unknown_fields
 from gateway.mapping.registry import mappings
@@ -31,6 +36,8 @@ MODES = ("record", "atomic")
 
 async def ingest(call: Call) -> FhirResponse:
     req = call.req
+    if req.param("source") == "hl7v2":
+        return await _hl7v2(call)
     spec = _spec(req.param("source"))
     mode = req.param("mode") or "record"
     if mode not in MODES:
@@ -51,6 +58,36 @@ async def ingest(call: Call) -> FhirResponse:
     else:
         results = await writer.records(mapped)
     return FhirResponse(200, parameters(spec.name, mode, results, _notes(spec, records)))
+
+
+async def _hl7v2(call: Call) -> FhirResponse:
+    """HL7 v2 messages (gateway.hl7v2): each one transaction through the core, acknowledged
+    (the ACK/NAK sent over MLLP is in the answer too); the charset is MSH-18's, else the
+    content type's or the `charset` parameter's."""
+    req = call.req
+
+    async def transact(bundle: dict[str, Any]) -> dict[str, Any]:
+        sub = FhirRequest(
+            method="POST",
+            path="",
+            headers={"prefer": "return=minimal"},
+            json_body=bundle,
+            base_url=req.base_url,
+            context=req.context,
+        )
+        slot = req.context.audit
+        saved = (slot.interaction, slot.res_type, slot.res_id) if slot is not None else None
+        try:
+            resp = await call.core.router.dispatch(call.core, sub, call.repo)
+        finally:
+            if slot is not None and saved is not None:  # the request's AuditEvent: $ingest
+                slot.interaction, slot.res_type, slot.res_id = saved
+        answer = resp.body if isinstance(resp.body, bytes) else orjson.dumps(resp.body)
+        return dict(orjson.loads(answer))
+
+    charset = req.param("charset") or charset_of(req.header("content-type"))
+    status, body = await ingest_messages(req.body or b"", charset, transact)
+    return FhirResponse(status, body)
 
 
 def _offset(value: str | None) -> int:
