@@ -48,6 +48,7 @@ def test_the_shipped_specs_load():
         "lab-report",
         "exam-report",
         "chronic-followup",
+        "health-exam",
     }
 
 
