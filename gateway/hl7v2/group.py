@@ -21,7 +21,6 @@ and reports it as before.
 
 from __future__ import annotations
 
-import copy
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from gateway.hl7v2.plan import json_copy
 from gateway.hl7v2.receive import Prepared
 
 
@@ -60,7 +60,7 @@ class Group:
                     continue
                 self._created[key] = entry["fullUrl"]
             span.append(len(self.entries) + len(kept))
-            kept.append(copy.deepcopy(entry))
+            kept.append(json_copy(entry))
         if same:
             for entry in kept:
                 _relink(entry["resource"], same)

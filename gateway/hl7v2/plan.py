@@ -12,7 +12,6 @@ An OBX before the first of several OBRs cannot be placed: the message is refused
 
 from __future__ import annotations
 
-import copy
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -83,7 +82,7 @@ class MessagePlan:
         return {
             "resourceType": "Bundle",
             "type": "transaction",
-            "entry": copy.deepcopy(self.entries),
+            "entry": json_copy(self.entries),
         }
 
     def locate(self, expression: str) -> tuple[Location, str] | None:
@@ -161,6 +160,16 @@ def plan_message(
         return out
     _entries(out, planned, decimals)
     return out
+
+
+def json_copy(node: Any) -> Any:
+    """A copy of a JSON-like tree (dicts, lists; the leaves, str, numbers, Decimal, bool and
+    None, are immutable and shared): what copy.deepcopy gives, several times faster."""
+    if isinstance(node, dict):
+        return {k: json_copy(v) if isinstance(v, dict | list) else v for k, v in node.items()}
+    if isinstance(node, list):
+        return [json_copy(v) if isinstance(v, dict | list) else v for v in node]
+    return node
 
 
 def _full_url(name: str) -> str:
@@ -256,7 +265,7 @@ def _entries(
                 same[p.full_url] = by_key[key]
                 continue
             by_key[key] = p.full_url
-            resource = copy.deepcopy(p.resource)
+            resource = json_copy(p.resource)
             _exact_decimals(resource, p, texts)
             if p.spec.name in rec.create_only:
                 request = {"method": "POST", "url": p.type, "ifNoneExist": p.query}

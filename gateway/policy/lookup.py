@@ -24,14 +24,49 @@ from gateway.vocab.context import RequestContext
 DIVISION_EXT = "https://fhir.jtys.cn/StructureDefinition/cn-admin-division"
 
 
+class TransactionReads:
+    """References resolved for the rules, shared by every write of one transaction: a bundle
+    of results from one lab reads the lab's Organization once, not once per result. A type
+    the transaction writes is never served from here after its first write (nor cached
+    again), so the rules still see the transaction's own changes as the store shows them."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, dict[str, Any] | None] = {}
+        self.written: set[str] = set()
+
+    def wrote(self, res_type: str) -> None:
+        if res_type in self.written:
+            return
+        self.written.add(res_type)
+        for key in [k for k in self.found if _type_of(k) == res_type]:
+            del self.found[key]
+
+    def keeps(self, text: str) -> bool:
+        return _type_of(text) not in self.written
+
+
+def _type_of(reference: str) -> str:
+    path = reference.partition("?")[0]
+    parts = path.split("/")
+    return path if len(parts) == 1 else parts[-2]
+
+
 class Lookup:
-    def __init__(self, tx: Repository, registry: Any, sql: SearchSql, packs: Packs):
+    def __init__(
+        self,
+        tx: Repository,
+        registry: Any,
+        sql: SearchSql,
+        packs: Packs,
+        reads: TransactionReads | None = None,
+    ):
         # Same connection (so the transaction's own writes are seen), no access restriction.
         self.repo = Repository(tx.store, RequestContext.system(), tx.conn)
         self.registry = registry
         self.sql = sql
         self.packs = packs
-        self._cache: dict[str, dict[str, Any] | None] = {}
+        self._reads = reads or TransactionReads()
+        self._cache = self._reads.found
 
     async def lock(self, key: str) -> None:
         await self.repo.lock(key)
@@ -91,7 +126,8 @@ class Lookup:
             if len(parts) >= 2 and expected in (None, parts[-2]):
                 st = await self.repo.read(parts[-2], parts[-1])
                 found = orjson.loads(st.content) if st and not st.deleted else None
-        self._cache[text] = found
+        if self._reads.keeps(text):
+            self._cache[text] = found
         return found
 
     async def reference_of(self, ref: Any) -> str | None:

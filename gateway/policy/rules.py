@@ -17,6 +17,7 @@ both as further writes of the same transaction); a result's recognition mark: re
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import orjson
@@ -29,7 +30,7 @@ from gateway.policy.contracts import (
     governing_pack,
 )
 from gateway.policy.fhir_values import extensions, has_category
-from gateway.policy.lookup import Lookup
+from gateway.policy.lookup import Lookup, TransactionReads
 from gateway.policy.pack import Packs
 from gateway.policy.prescriptions import check_long_prescription
 from gateway.policy.referrals import (
@@ -76,11 +77,19 @@ class DomainRules:
         self.packs = packs
         self.registry = registry
         self.sql = sql
+        # per transaction (its Repository): what the rules resolved, shared across its writes
+        self._reads: weakref.WeakKeyDictionary[Repository, TransactionReads] = (
+            weakref.WeakKeyDictionary()
+        )
 
-    def _lookup(self, repo: Repository) -> Lookup:
-        return Lookup(repo, self.registry, self.sql, self.packs)
+    def _lookup(self, repo: Repository, reads: TransactionReads | None = None) -> Lookup:
+        return Lookup(repo, self.registry, self.sql, self.packs, reads)
 
     async def before_write(self, repo: Repository, w: Write, cur: Stored | None) -> None:
+        reads = self._reads.get(repo)
+        if reads is None:
+            reads = self._reads[repo] = TransactionReads()
+        reads.wrote(w.res_type)  # called before every write of the transaction
         resource = w.resource
         if resource is None or w.res_type not in _BEFORE:
             return
@@ -88,7 +97,7 @@ class DomainRules:
         previous = None  # the version replaced: only the rules about steps read it
         if cur is not None and exists and w.res_type in _STEPS:
             previous = orjson.loads(cur.content)
-        lookup = self._lookup(repo)
+        lookup = self._lookup(repo, reads)
         if is_contract(resource):
             await self._contract_step(lookup, resource, previous)
         elif is_referral(resource):

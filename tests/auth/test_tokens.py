@@ -506,11 +506,12 @@ async def test_scope_escalation_mixed_request_is_narrowed(http, register):
 
 
 async def test_role_scopes_bound_an_unregistered_scope(http, register):
-    # platform: the role's scopes are system/*.rs (profiles/policy/access.yaml).
+    # platform: the role's scopes are system/*.rs and its own Subscriptions
+    # (system/Subscription.cud, profiles/policy/access.yaml).
     client = await register(role="platform")
     r = await http.post("/auth/token", data=client.form("system/*.cruds"))
     assert r.status_code == 200, r.text
-    assert perms_of(r.json()["scope"]) == {"*": set("rs")}
+    assert perms_of(r.json()["scope"]) == {"*": set("rs"), "Subscription": set("cud")}
     token = r.json()["access_token"]
     r = await http.post(
         "/Patient", json=PATIENT, headers={**bearer(token), "content-type": FHIR_JSON}

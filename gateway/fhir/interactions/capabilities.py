@@ -173,6 +173,8 @@ def capability_statement(core: Any, base_url: str) -> dict[str, Any]:
         ]
         if ops:
             entry["operation"] = ops
+        if rtype == "Subscription":
+            entry.update(_subscription_topics(core))
         resources.append(entry)
     system_ops = [
         {"name": op.name, "definition": _definition(op, None, base_url)}
@@ -201,6 +203,30 @@ def capability_statement(core: Any, base_url: str) -> dict[str, Any]:
         "format": ["application/fhir+json", "json"],
         "patchFormat": ["application/json-patch+json"],
         "rest": [rest],
+    }
+
+
+_BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
+
+
+def _subscription_topics(core: Any) -> dict[str, Any]:
+    """Topic discovery on R4 (Subscriptions R5 Backport IG): the topics a client may name in
+    Subscription.criteria, as the IG's extension on the Subscription resource entry (R4 has no
+    SubscriptionTopic type to search)."""
+    urls = []
+    for path in sorted((core.settings.profiles_dir / "subscriptions").glob("*.json")):
+        topic = orjson.loads(path.read_bytes())
+        if topic.get("resourceType") == "SubscriptionTopic" and topic.get("url"):
+            urls.append(topic["url"])
+    return {
+        "supportedProfile": [f"{_BACKPORT}backport-subscription"],
+        "extension": [
+            {
+                "url": f"{_BACKPORT}capabilitystatement-subscriptiontopic-canonical",
+                "valueCanonical": u,
+            }
+            for u in urls
+        ],
     }
 
 
