@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import httpx
@@ -49,6 +50,7 @@ async def reader(app) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
+_COUNTING: ContextVar[Any] = ContextVar("counting", default=None)
 _BACKGROUND = ("outbox", "sub_state", "sub_events", "bulk_jobs", "bulk_files", "bulk_chunks")
 
 
@@ -62,6 +64,10 @@ class StatementCounter:
         # background parts of the embedded default (subscription sweeps, bulk job polls).
         if statement.startswith("BEGIN") or any(t in statement for t in _BACKGROUND):
             return
+        # only the statements of the code under count (its task and the tasks it starts, which
+        # inherit the context): not those of background parts reading meanwhile
+        if _COUNTING.get() is not self:
+            return
         self.statements.append(statement)
 
     @property
@@ -74,9 +80,11 @@ def count_statements(core: Any) -> Iterator[StatementCounter]:
     counter = StatementCounter()
     engine = core.store.engine.sync_engine
     event.listen(engine, "before_cursor_execute", counter)
+    token = _COUNTING.set(counter)
     try:
         yield counter
     finally:
+        _COUNTING.reset(token)
         event.remove(engine, "before_cursor_execute", counter)
 
 
