@@ -69,18 +69,28 @@ async def _drop_postgres(base_url: str, name: str) -> None:
     await admin.dispose()
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgres"])
-async def database_url(request, tmp_path_factory) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'gateway.db'}"
+@contextlib.asynccontextmanager
+async def fresh_database(kind: str, folder: Path) -> AsyncIterator[str]:
+    """A migrated database of its own: a SQLite file in `folder`, or a throwaway PostgreSQL
+    database (dropped after)."""
+    if kind.startswith("sqlite"):
+        url = f"sqlite+aiosqlite:///{folder / 'gateway.db'}"
         await migrate_async(url)
         yield url
         return
     base = need_service("GATEWAY_TEST_POSTGRES_URL", "PostgreSQL")
     url, name = await _fresh_postgres(base)
-    await migrate_async(url)
-    yield url
-    await _drop_postgres(base, name)
+    try:
+        await migrate_async(url)
+        yield url
+    finally:
+        await _drop_postgres(base, name)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+async def database_url(request, tmp_path_factory) -> AsyncIterator[str]:
+    async with fresh_database(request.param, tmp_path_factory.mktemp("db")) as url:
+        yield url
 
 
 @contextlib.asynccontextmanager

@@ -8,8 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from gateway.search.reindex import migrate_async
-from tests.conftest import _drop_postgres, _fresh_postgres, client_for, need_service, running_app
+from tests.conftest import client_for, fresh_database, running_app
 
 FILE_MAX_BYTES = 6000
 
@@ -18,18 +17,8 @@ FILE_MAX_BYTES = 6000
 async def bulk_database(database_url, tmp_path_factory) -> AsyncIterator[str]:
     """A database of the module's own: the in-process bulk runners of other tests' gateways
     (alive for the session, with other settings) would otherwise claim its jobs."""
-    if database_url.startswith("sqlite"):
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('bulkdb') / 'bulk.db'}"
-        await migrate_async(url)
+    async with fresh_database(database_url, tmp_path_factory.mktemp("bulkdb")) as url:
         yield url
-        return
-    base = need_service("GATEWAY_TEST_POSTGRES_URL", "PostgreSQL")
-    url, name = await _fresh_postgres(base)
-    try:
-        await migrate_async(url)
-        yield url
-    finally:
-        await _drop_postgres(base, name)
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,10 @@ from sqlalchemy import insert, text
 
 from gateway.bench.server import GatewayProcess, bench_env, migrate_in_thread, throwaway_sqlite
 from gateway.http.observe import migrations_head, outbox_lag, request_id
-from gateway.search.reindex import migrate_async
 from gateway.store.engine import create_engine
 from gateway.store.tables import outbox
 from gateway.vocab import logs
-from tests.conftest import client_for, need_service, running_app
+from tests.conftest import client_for, fresh_database, need_service, running_app
 
 PATIENT = {"resourceType": "Patient", "name": [{"text": "运维"}], "gender": "female"}
 ID_NUMBER = "11010519491231002X"  # a valid GB 11643 number (check character X)
@@ -200,18 +199,8 @@ async def test_metrics_count_requests_latency_and_validation_failures(app):
 @pytest.fixture(params=["sqlite", "postgres"])
 async def bare_database(request, tmp_path) -> AsyncIterator[str]:
     """A migrated database no gateway (and no relay) runs on."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'bare.db'}"
-        await migrate_async(url)
+    async with fresh_database(request.param, tmp_path) as url:
         yield url
-        return
-    from tests.conftest import _drop_postgres, _fresh_postgres
-
-    base = need_service("GATEWAY_TEST_POSTGRES_URL", "PostgreSQL")
-    url, name = await _fresh_postgres(base)
-    await migrate_async(url)
-    yield url
-    await _drop_postgres(base, name)
 
 
 async def test_outbox_lag_is_the_age_of_the_oldest_waiting_event(bare_database):

@@ -7,21 +7,13 @@ versions out of order in about every other run)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 from gateway.events.relay import OutboxRelay
-from gateway.search.reindex import migrate_async
 from gateway.store.model import Event
-from tests.conftest import (
-    _drop_postgres,
-    _fresh_postgres,
-    client_for,
-    need_service,
-    running_app,
-)
+from tests.conftest import client_for, fresh_database, running_app
 from tests.subscriptions.helpers import create, patient
 
 
@@ -40,28 +32,10 @@ class SlowRecorder:
         return None
 
 
-@contextlib.asynccontextmanager
-async def own_database(database_url: str, tmp_path) -> AsyncIterator[str]:
-    """A database of this test's own: the relays of other tests' gateways (alive for the
-    session) would otherwise take some of its outbox rows and publish them elsewhere."""
-    if database_url.startswith("sqlite"):
-        url = f"sqlite+aiosqlite:///{tmp_path / 'ordering.db'}"
-        await migrate_async(url)
-        yield url
-        return
-    base = need_service("GATEWAY_TEST_POSTGRES_URL", "PostgreSQL")
-    url, name = await _fresh_postgres(base)
-    try:
-        await migrate_async(url)
-        yield url
-    finally:
-        await _drop_postgres(base, name)
-
-
 async def test_concurrent_relays_keep_each_resources_versions_in_order(database_url, tmp_path):
     published: list[Event] = []
     async with (
-        own_database(database_url, tmp_path) as url,
+        fresh_database(database_url, tmp_path) as url,  # other relays would take its rows
         running_app(url, worker_inline="off") as app,
     ):
         async with client_for(app) as client:
