@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.store.engine import WRITE
+from gateway.store.engine import write_transaction
 from gateway.store.tables import bulk_chunks, bulk_files, bulk_jobs
 from gateway.vocab import clock
 
@@ -119,10 +119,8 @@ class Jobs:
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction (BEGIN IMMEDIATE on SQLite: no lock upgrade to fail)."""
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(**WRITE)
-            async with conn.begin():
-                yield conn
+        async with write_transaction(self.engine) as conn:
+            yield conn
 
     async def create(self, **values: Any) -> None:
         now = clock.now_us()

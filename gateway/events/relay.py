@@ -22,6 +22,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.events.bus import EventBus
+from gateway.store.engine import write_transaction
 from gateway.store.model import Event
 from gateway.store.tables import outbox
 
@@ -58,27 +59,25 @@ class OutboxRelay:
 
     async def drain_once(self) -> int:
         """Publish one batch of unpublished rows; returns how many were published."""
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(gateway_write=True)
-            async with conn.begin():
-                if conn.dialect.name == "postgresql":
-                    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": RELAY_LOCK})
-                q = (
-                    select(outbox)
-                    .where(outbox.c.published.is_(False))
-                    .order_by(outbox.c.seq)
-                    .limit(self.batch)
-                    .with_for_update(skip_locked=True)
-                )
-                rows = (await conn.execute(q)).all()
-                if not rows:
-                    return 0
-                await self.bus.publish(
-                    [Event(r.res_type, r.res_id, r.version, r.action, r.principal) for r in rows]
-                )
-                # Published rows are deleted, not flagged: the bus keeps the event log, and a
-                # delete leaves no new row version or index entry behind (an update would).
-                await conn.execute(delete(outbox).where(outbox.c.seq.in_([r.seq for r in rows])))
+        async with write_transaction(self.engine) as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": RELAY_LOCK})
+            q = (
+                select(outbox)
+                .where(outbox.c.published.is_(False))
+                .order_by(outbox.c.seq)
+                .limit(self.batch)
+                .with_for_update(skip_locked=True)
+            )
+            rows = (await conn.execute(q)).all()
+            if not rows:
+                return 0
+            await self.bus.publish(
+                [Event(r.res_type, r.res_id, r.version, r.action, r.principal) for r in rows]
+            )
+            # Published rows are deleted, not flagged: the bus keeps the event log, and a
+            # delete leaves no new row version or index entry behind (an update would).
+            await conn.execute(delete(outbox).where(outbox.c.seq.in_([r.seq for r in rows])))
         return len(rows)
 
     async def drain(self) -> int:

@@ -9,7 +9,7 @@ searches keep working meanwhile (a resource's rows are swapped atomically).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from sqlalchemy import and_, delete, func, or_, select, tuple_
 from gateway.search.extract import IndexExtractor
 from gateway.search.registry import SearchParamRegistry
 from gateway.store.bulk import insert_rows
-from gateway.store.engine import WRITE, create_engine
+from gateway.store.engine import create_engine, write_transaction
 from gateway.store.index_rows import COLUMNS, table_rows
 from gateway.store.migrate import upgrade
 from gateway.store.tables import INDEX_TABLES, resources
@@ -46,12 +46,10 @@ async def reindex_engine(engine: Any, extractor: Any, progress: Progress | None 
         q = q.order_by(R.res_type, R.res_id).limit(BATCH)
         # A write transaction from the start (BEGIN IMMEDIATE on SQLite): a read transaction
         # that later writes fails at once if another writer committed in between.
-        async with engine.connect() as conn:
-            conn = await conn.execution_options(**WRITE)
-            async with conn.begin():
-                rows = (await conn.execute(q)).all()
-                if rows:
-                    await _replace(conn, extractor, rows)
+        async with write_transaction(engine) as conn:
+            rows = (await conn.execute(q)).all()
+            if rows:
+                await _replace(conn, extractor, rows)
         if not rows:
             break
         after = (rows[-1].res_type, rows[-1].res_id)
@@ -61,7 +59,7 @@ async def reindex_engine(engine: Any, extractor: Any, progress: Progress | None 
     return done
 
 
-async def _replace(conn: Any, extractor: Any, rows: list[Any]) -> None:
+async def _replace(conn: Any, extractor: Any, rows: Sequence[Any]) -> None:
     keys = [(r.res_type, r.res_id) for r in rows]
     inserts: dict[str, list[tuple[Any, ...]]] = {}
     for r in rows:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.bulk import insert_rows
+from gateway.store.engine import write_transaction
 from gateway.store.index_rows import COLUMNS, changed_kinds, table_rows
 from gateway.store.model import Event, Stored, Write
 from gateway.store.tables import INDEX_TABLES, history, outbox, resources
@@ -149,11 +150,9 @@ class Repository:
         tx = Repository(self.store, self.ctx)
         tx._tx = _Tx()
         try:
-            async with self.store.engine.connect() as conn:
-                conn = await conn.execution_options(gateway_write=True)
+            async with write_transaction(self.store.engine) as conn:
                 tx.conn = conn
-                async with conn.begin():
-                    yield tx
+                yield tx
         except IntegrityError as exc:
             raise outcomes.version_conflict(
                 f"Concurrent write conflict, retry the request ({exc.orig.__class__.__name__})"

@@ -46,6 +46,7 @@ from gateway.access.policy import load_policy
 from gateway.auth.clients import ClientStore
 from gateway.events.domain import Topic, topics
 from gateway.fhir.core import FhirCore
+from gateway.store.engine import write_transaction
 from gateway.store.model import Event, Write
 from gateway.store.tables import history, resources
 from gateway.subscriptions.notify import Item, Request, notification_bundle, requests_for
@@ -241,28 +242,26 @@ class SubscriptionService:
             values.update(failures=0, next_attempt=0)
         for _ in range(3):
             try:
-                async with self.engine.connect() as conn:
-                    conn = await conn.execution_options(gateway_write=True)
-                    async with conn.begin():
-                        done = await conn.execute(
-                            update(sub_state)
-                            .where(S.sub_id == sub_id, S.version <= version)
-                            .values(**values)
-                        )
-                        if done.rowcount == 0:
-                            exists = await conn.execute(select(S.sub_id).where(S.sub_id == sub_id))
-                            if exists.first() is None:
-                                fresh = {
-                                    "sub_id": sub_id,
-                                    "owner": owner,
-                                    "events_total": 0,
-                                    "delivered": 0,
-                                    "failures": 0,
-                                    "next_attempt": 0,
-                                    "lease_until": 0,
-                                    "last_sent": 0,
-                                }
-                                await conn.execute(insert(sub_state).values({**fresh, **values}))
+                async with write_transaction(self.engine) as conn:
+                    done = await conn.execute(
+                        update(sub_state)
+                        .where(S.sub_id == sub_id, S.version <= version)
+                        .values(**values)
+                    )
+                    if done.rowcount == 0:
+                        exists = await conn.execute(select(S.sub_id).where(S.sub_id == sub_id))
+                        if exists.first() is None:
+                            fresh = {
+                                "sub_id": sub_id,
+                                "owner": owner,
+                                "events_total": 0,
+                                "delivered": 0,
+                                "failures": 0,
+                                "next_attempt": 0,
+                                "lease_until": 0,
+                                "last_sent": 0,
+                            }
+                            await conn.execute(insert(sub_state).values({**fresh, **values}))
                 return
             except IntegrityError:
                 continue  # another worker inserted it at the same moment: update it
@@ -289,14 +288,12 @@ class SubscriptionService:
             return  # the client changed it meanwhile: its event comes next
         new = written[0]
         if new is not None:
-            async with self.engine.connect() as conn:
-                conn = await conn.execution_options(gateway_write=True)
-                async with conn.begin():
-                    await conn.execute(
-                        update(sub_state)
-                        .where(S.sub_id == sub_id, S.version == version)
-                        .values(version=new.version)
-                    )
+            async with write_transaction(self.engine) as conn:
+                await conn.execute(
+                    update(sub_state)
+                    .where(S.sub_id == sub_id, S.version == version)
+                    .values(version=new.version)
+                )
             k = self.known.get(sub_id)
             if k is not None:
                 k.version = new.version
@@ -433,72 +430,70 @@ class SubscriptionService:
         sub_ids = sorted(matches)
         keys = sorted({(e.res_type, e.res_id) for lst in matches.values() for e, _ in lst})
         got: list[str] = []
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(gateway_write=True)
-            async with conn.begin():
-                states = {
-                    r.sub_id: r
-                    for r in await conn.execute(
-                        select(S.sub_id, S.events_total, S.status)
-                        .where(S.sub_id.in_(sub_ids))
-                        .order_by(S.sub_id)
-                        .with_for_update()
+        async with write_transaction(self.engine) as conn:
+            states = {
+                r.sub_id: r
+                for r in await conn.execute(
+                    select(S.sub_id, S.events_total, S.status)
+                    .where(S.sub_id.in_(sub_ids))
+                    .order_by(S.sub_id)
+                    .with_for_update()
+                )
+            }
+            newest: dict[tuple[str, str, str], int] = {}
+            for i in range(0, len(keys), _CHUNK):
+                q = (
+                    select(E.sub_id, E.res_type, E.res_id, func.max(E.version))
+                    .where(
+                        E.sub_id.in_(sub_ids),
+                        tuple_(E.res_type, E.res_id).in_(keys[i : i + _CHUNK]),
                     )
-                }
-                newest: dict[tuple[str, str, str], int] = {}
-                for i in range(0, len(keys), _CHUNK):
-                    q = (
-                        select(E.sub_id, E.res_type, E.res_id, func.max(E.version))
-                        .where(
-                            E.sub_id.in_(sub_ids),
-                            tuple_(E.res_type, E.res_id).in_(keys[i : i + _CHUNK]),
+                    .group_by(E.sub_id, E.res_type, E.res_id)
+                )
+                for r in await conn.execute(q):
+                    newest[(r[0], r[1], r[2])] = r[3]
+            rows: list[dict[str, Any]] = []
+            totals: list[dict[str, Any]] = []
+            for sub_id in sub_ids:
+                state = states.get(sub_id)
+                if state is None or state.status not in LIVE:
+                    continue
+                number = state.events_total
+                # resources in the order they came, each one's versions in version order
+                by_res: dict[tuple[str, str], list[tuple[Event, str | None]]] = {}
+                for e, code in matches[sub_id]:
+                    by_res.setdefault((e.res_type, e.res_id), []).append((e, code))
+                for (res_type, res_id), versions in by_res.items():
+                    key = (sub_id, res_type, res_id)
+                    for e, code in sorted(versions, key=lambda p: p[0].version):
+                        if e.version <= newest.get(key, 0):
+                            continue
+                        newest[key] = e.version
+                        number += 1
+                        rows.append(
+                            {
+                                "sub_id": sub_id,
+                                "number": number,
+                                "res_type": res_type,
+                                "res_id": res_id,
+                                "version": e.version,
+                                "action": e.action,
+                                "topic_events": code,
+                                "state": "pending",
+                                "created_at": now,
+                            }
                         )
-                        .group_by(E.sub_id, E.res_type, E.res_id)
-                    )
-                    for r in await conn.execute(q):
-                        newest[(r[0], r[1], r[2])] = r[3]
-                rows: list[dict[str, Any]] = []
-                totals: list[dict[str, Any]] = []
-                for sub_id in sub_ids:
-                    state = states.get(sub_id)
-                    if state is None or state.status not in LIVE:
-                        continue
-                    number = state.events_total
-                    # resources in the order they came, each one's versions in version order
-                    by_res: dict[tuple[str, str], list[tuple[Event, str | None]]] = {}
-                    for e, code in matches[sub_id]:
-                        by_res.setdefault((e.res_type, e.res_id), []).append((e, code))
-                    for (res_type, res_id), versions in by_res.items():
-                        key = (sub_id, res_type, res_id)
-                        for e, code in sorted(versions, key=lambda p: p[0].version):
-                            if e.version <= newest.get(key, 0):
-                                continue
-                            newest[key] = e.version
-                            number += 1
-                            rows.append(
-                                {
-                                    "sub_id": sub_id,
-                                    "number": number,
-                                    "res_type": res_type,
-                                    "res_id": res_id,
-                                    "version": e.version,
-                                    "action": e.action,
-                                    "topic_events": code,
-                                    "state": "pending",
-                                    "created_at": now,
-                                }
-                            )
-                    if number != state.events_total:
-                        totals.append({"sid": sub_id, "total": number})
-                        got.append(sub_id)
-                if rows:
-                    await conn.execute(insert(sub_events), rows)
-                    await conn.execute(
-                        update(sub_state)
-                        .where(S.sub_id == bindparam("sid"))
-                        .values(events_total=bindparam("total")),
-                        totals,
-                    )
+                if number != state.events_total:
+                    totals.append({"sid": sub_id, "total": number})
+                    got.append(sub_id)
+            if rows:
+                await conn.execute(insert(sub_events), rows)
+                await conn.execute(
+                    update(sub_state)
+                    .where(S.sub_id == bindparam("sid"))
+                    .values(events_total=bindparam("total")),
+                    totals,
+                )
         return got
 
     def _slot(self) -> asyncio.Semaphore:
@@ -512,10 +507,8 @@ class SubscriptionService:
             async with self.store.read_engine.connect() as conn:
                 yield conn
             return
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(gateway_write=True)
-            async with conn.begin():
-                yield conn
+        async with write_transaction(self.engine) as conn:
+            yield conn
 
     # --- delivery --------------------------------------------------------------------------
     def kick(self, sub_id: str) -> None:
@@ -557,22 +550,18 @@ class SubscriptionService:
         if not self.held:
             return
         until = clock.now_us() + int(self.settings.subscription_lease * 1_000_000)
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(gateway_write=True)
-            async with conn.begin():
-                await conn.execute(
-                    update(sub_state).where(S.lease_owner == self.me).values(lease_until=until)
-                )
+        async with write_transaction(self.engine) as conn:
+            await conn.execute(
+                update(sub_state).where(S.lease_owner == self.me).values(lease_until=until)
+            )
 
     async def _release_all(self) -> None:
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(gateway_write=True)
-            async with conn.begin():
-                await conn.execute(
-                    update(sub_state)
-                    .where(S.lease_owner == self.me)
-                    .values(lease_owner=None, lease_until=0)
-                )
+        async with write_transaction(self.engine) as conn:
+            await conn.execute(
+                update(sub_state)
+                .where(S.lease_owner == self.me)
+                .values(lease_owner=None, lease_until=0)
+            )
         self.held.clear()
 
     async def _pump(self, sub_id: str) -> None:
@@ -775,19 +764,17 @@ class SubscriptionService:
         metrics.SUBSCRIPTION_DELIVERIES.labels("failed").inc()
         if failures >= s.subscription_max_failures:
             log.warning("Subscription/%s: %s; to error after %d failures", sub_id, error, failures)
-            async with self._slot(), self.engine.connect() as conn:
-                conn = await conn.execution_options(gateway_write=True)
-                async with conn.begin():
-                    dead = await conn.execute(
-                        update(sub_events)
-                        .where(E.sub_id == sub_id, E.state == "pending")
-                        .values(state="dead")
-                    )
-                    await conn.execute(
-                        update(sub_state)
-                        .where(S.sub_id == sub_id)
-                        .values(status="error", failures=failures, error=error)
-                    )
+            async with self._slot(), write_transaction(self.engine) as conn:
+                dead = await conn.execute(
+                    update(sub_events)
+                    .where(E.sub_id == sub_id, E.state == "pending")
+                    .values(state="dead")
+                )
+                await conn.execute(
+                    update(sub_state)
+                    .where(S.sub_id == sub_id)
+                    .values(status="error", failures=failures, error=error)
+                )
             metrics.SUBSCRIPTION_DELIVERIES.labels("dead-lettered").inc(max(dead.rowcount, 0))
             k = self.known.get(sub_id)
             if k is not None:
@@ -796,18 +783,16 @@ class SubscriptionService:
             return
         delay = min(s.subscription_retry_max, s.subscription_retry_base * 2 ** (failures - 1))
         delay *= random.uniform(0.5, 1.5)  # jitter: receivers coming back are not stampeded
-        async with self._slot(), self.engine.connect() as conn:
-            conn = await conn.execution_options(gateway_write=True)
-            async with conn.begin():
-                await conn.execute(
-                    update(sub_state)
-                    .where(S.sub_id == sub_id)
-                    .values(
-                        failures=failures,
-                        next_attempt=clock.now_us() + int(delay * 1_000_000),
-                        error=error,
-                    )
+        async with self._slot(), write_transaction(self.engine) as conn:
+            await conn.execute(
+                update(sub_state)
+                .where(S.sub_id == sub_id)
+                .values(
+                    failures=failures,
+                    next_attempt=clock.now_us() + int(delay * 1_000_000),
+                    error=error,
                 )
+            )
 
     # --- the sweep: retries, handshakes, heartbeats, leases of dead workers -------------------
     async def sweep(self) -> None:
@@ -852,17 +837,13 @@ def _ended(end: str | None) -> bool:
 
 async def replay(store: Any, sub_id: str) -> int:
     """The dead-letter list back to pending, the subscription back to active (`$replay`)."""
-    async with store.engine.connect() as conn:
-        conn = await conn.execution_options(gateway_write=True)
-        async with conn.begin():
-            done = await conn.execute(
-                update(sub_events)
-                .where(E.sub_id == sub_id, E.state == "dead")
-                .values(state="pending")
-            )
-            await conn.execute(
-                update(sub_state)
-                .where(S.sub_id == sub_id)
-                .values(status="active", failures=0, next_attempt=0, error=None)
-            )
+    async with write_transaction(store.engine) as conn:
+        done = await conn.execute(
+            update(sub_events).where(E.sub_id == sub_id, E.state == "dead").values(state="pending")
+        )
+        await conn.execute(
+            update(sub_state)
+            .where(S.sub_id == sub_id)
+            .values(status="active", failures=0, next_attempt=0, error=None)
+        )
     return max(done.rowcount, 0)
