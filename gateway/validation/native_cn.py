@@ -26,6 +26,7 @@ from gateway.validation.native_json import as_list as _list
 from gateway.validation.native_json import extensions as _exts
 from gateway.validation.native_json import value_of as _value_of
 from gateway.validation.native_recognition import NATIVE_RECOGNITION
+from gateway.validation.native_record import NATIVE_RECORD
 from gateway.validation.native_referral import NATIVE_REFERRAL
 
 _SD = CANONICAL_BASE + "/StructureDefinition/"
@@ -232,6 +233,7 @@ NATIVE_CN: dict[tuple[str, str], Native] = {
     ("cnh-2", "quantity.empty() or quantity = member.count()"): cnh_2,
     **NATIVE_REFERRAL,  # cnr-*, cnrt-*, cnap-*, cnlp-*, cnrb-*: the referral profiles'
     **NATIVE_RECOGNITION,  # cnrd-*: the recognition decision's
+    **NATIVE_RECORD,  # cnro-*, cnfe-*: the health-record profiles'
     (
         "cncd-1",
         "propertyGroup.all(priceComponent.where(type = 'informational').amount.value"

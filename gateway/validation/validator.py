@@ -23,6 +23,9 @@ from gateway.validation.walker import Walker
 _SD = CANONICAL_BASE + "/StructureDefinition/"
 _CATEGORY = CANONICAL_BASE + "/CodeSystem/family-doctor-category"
 _RESERVED = CANONICAL_BASE + "/CodeSystem/reserved-resource"
+_HEALTH_EXAM = CANONICAL_BASE + "/sid/health-exam"
+_FOLLOWUP = CANONICAL_BASE + "/sid/followup"
+_OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 
 
 def _has_code(element: str, code: str, system: str = _CATEGORY) -> Callable[[dict], bool]:
@@ -58,6 +61,23 @@ def _has_system(element: str, system: str) -> Callable[[dict], bool]:
 
 def _either(*tests: Callable[[dict], bool]) -> Callable[[dict], bool]:
     return lambda resource: any(test(resource) for test in tests)
+
+
+def _both(*tests: Callable[[dict], bool]) -> Callable[[dict], bool]:
+    return lambda resource: all(test(resource) for test in tests)
+
+
+def _has_identifier(*systems: str) -> Callable[[dict], bool]:
+    """An identifier from one of `systems` (our record numbers mark the health-record forms)."""
+
+    def test(resource: dict[str, Any]) -> bool:
+        value = resource.get("identifier")
+        return any(
+            isinstance(i, dict) and i.get("system") in systems
+            for i in (value if isinstance(value, list) else [])
+        )
+
+    return test
 
 
 def _has_extension(url: str) -> Callable[[dict], bool]:
@@ -142,6 +162,22 @@ DEFAULT_PROFILES: tuple[DefaultProfile, ...] = (
         "Observation",
         _SD + "cn-recognised-observation",
         _has_extension(_SD + "cn-result-recognition"),
+    ),
+    # The health-record forms (健康体检表, 高血压 / 2 型糖尿病随访): the check and the visit by
+    # their number, a measurement by the number of its form and a vital-signs or laboratory
+    # category (the forms' conclusions, 健康评价 and 此次随访分类, are not measurements).
+    DefaultProfile("Encounter", _SD + "cn-health-exam-encounter", _has_identifier(_HEALTH_EXAM)),
+    DefaultProfile("Encounter", _SD + "cn-followup-encounter", _has_identifier(_FOLLOWUP)),
+    DefaultProfile(
+        "Observation",
+        _SD + "cn-record-observation",
+        _both(
+            _has_identifier(_HEALTH_EXAM, _FOLLOWUP),
+            _either(
+                _has_code("category", "vital-signs", _OBSERVATION_CATEGORY),
+                _has_code("category", "laboratory", _OBSERVATION_CATEGORY),
+            ),
+        ),
     ),
 )
 

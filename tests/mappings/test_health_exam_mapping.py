@@ -78,11 +78,11 @@ async def test_health_checks_and_what_they_measured(client: httpx.AsyncClient) -
     assert items["8310-5"]["valueQuantity"] == {
         "value": 36.5, "unit": "℃", "system": "http://unitsofmeasure.org", "code": "Cel",
     }  # fmt: skip
-    assert items["2160-0"]["valueQuantity"]["code"] == "umol/L"
-    assert items["2160-0"]["valueQuantity"]["unit"] == "μmol/L"
+    assert items["14682-9"]["valueQuantity"]["code"] == "umol/L"
+    assert items["14682-9"]["valueQuantity"]["unit"] == "μmol/L"
     # recognisable lab items of the (qualified) centre carry the mark, vital signs none
     assert items["4548-4"]["category"][0]["coding"][0]["code"] == "laboratory"
-    assert (mark_of(items["4548-4"]), mark_of(items["2093-3"]), mark_of(items["8867-4"])) == (
+    assert (mark_of(items["4548-4"]), mark_of(items["14647-2"]), mark_of(items["8867-4"])) == (
         "region",
         "region",
         None,
@@ -115,10 +115,11 @@ async def test_json_records_by_other_column_names(client: httpx.AsyncClient) -> 
     assert done["records"][2]["issues"][0]["location"] == ["record[3].左侧舒张压"]
     items = await observations(client, "TJ20260905007")
     assert sorted(items) == sorted(
-        ["8867-4", "39156-5", "1558-6", "1742-6", "1920-8", "2160-0", "13457-7", "2085-9", "exam"]
+        ["8867-4", "39156-5", "14771-0", "1742-6", "1920-8", "14682-9", "22748-8", "14646-4"]
+        + ["exam"]
     )
-    assert items["1558-6"]["valueQuantity"]["value"] == 6.1
-    assert items["1558-6"]["subject"]["reference"] == w["patient"]
+    assert items["14771-0"]["valueQuantity"]["value"] == 6.1
+    assert items["14771-0"]["subject"]["reference"] == w["patient"]
     assert items["exam"]["note"] == [{"text": "谷丙转氨酶正常高限，建议戒酒、复查肝功能"}]
     # a right-arm reading is not taken (the mapping takes the left arm): noted, not silent
     right = await ingest(client, "health-exam", [dict(records[0], 右侧收缩压=132, 右侧舒张压=84)])

@@ -103,7 +103,7 @@ async def test_a_lab_report_row_by_row(client: httpx.AsyncClient) -> None:
         items[obs["code"]["text"]] = obs
     hba1c, cholesterol, ketones = items["糖化血红蛋白"], items["总胆固醇"], items["尿酮体"]
     assert hba1c["valueQuantity"] == {"value": 7.80, "unit": "%"}
-    assert cholesterol["code"]["coding"] == [{"system": "http://loinc.org", "code": "2093-3"}]
+    assert cholesterol["code"]["coding"] == [{"system": "http://loinc.org", "code": "14647-2"}]
     assert ketones["valueString"] == "阴性"
     # the gateway's mark: recognisable items of a qualified lab only
     assert (mark_of(hba1c), mark_of(cholesterol), mark_of(ketones)) == ("region", "region", None)

@@ -47,7 +47,7 @@ def observation(subject: str, status: str) -> dict:
     return {
         "resourceType": "Observation",
         "status": status,
-        "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}], "text": "血糖"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": "14749-6"}], "text": "血糖"},
         "subject": {"reference": subject},
         "valueQuantity": {
             "value": 6.1,
