@@ -65,13 +65,14 @@ class Renderer:
         self.problems = problems
 
     def render(self, node: Any, scope: Scope) -> Rendered:
-        if isinstance(node, list):
+        kind = _kind(node)
+        if kind == _FIXED:  # a copy: what is rendered may be changed in place later
+            return Rendered(_copy(node), False, False, [])
+        if kind == _LIST:
             return self._list(node, scope)
-        if not isinstance(node, Mapping):
-            return Rendered(node, False, False, [])
-        if "$each" in node:
+        if kind == _EACH:
             return self._list([node], scope)
-        if any(k in node for k in ("$from", "$format", "$query", "$ref")):
+        if kind == _LEAF:
             return self._leaf(node, scope)
         return self._object(node, scope)
 
@@ -198,6 +199,55 @@ class Renderer:
             if problem not in self.problems:
                 self.problems.append(problem)
             return EMPTY
+
+
+# What a template node is, found once per node (templates live as long as their spec): every
+# record of a mapping renders the same nodes, and most of a template is fixed text.
+_FIXED, _LIST, _EACH, _LEAF, _OBJECT = range(5)
+_LEAF_KEYS = ("$from", "$format", "$query", "$ref")
+_KINDS: dict[int, tuple[Any, int]] = {}
+
+
+def _kind(node: Any) -> int:
+    found = _KINDS.get(id(node))
+    if found is not None and found[0] is node:
+        return found[1]
+    if not isinstance(node, list | Mapping):
+        return _FIXED  # a scalar: no need to remember it
+    if _fixed(node):
+        kind = _FIXED
+    elif isinstance(node, list):
+        kind = _LIST
+    elif "$each" in node:
+        kind = _EACH
+    elif any(k in node for k in _LEAF_KEYS):
+        kind = _LEAF
+    else:
+        kind = _OBJECT
+    _KINDS[id(node)] = (node, kind)  # the node itself kept: its id is never reused
+    return kind
+
+
+def _fixed(node: Any) -> bool:
+    """No directive anywhere in it, and nothing empty (an empty object or list is left out):
+    the node renders as itself."""
+    if isinstance(node, list):
+        return bool(node) and all(_fixed(v) for v in node)
+    if isinstance(node, Mapping):
+        return (
+            bool(node)
+            and not any(str(k).startswith("$") for k in node)
+            and all(_fixed(v) for v in node.values())
+        )
+    return True
+
+
+def _copy(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_copy(v) for v in node]
+    if isinstance(node, Mapping):
+        return {k: _copy(v) for k, v in node.items()}
+    return node
 
 
 def _join(key: str, path: str) -> str:
