@@ -15,7 +15,7 @@ import yaml
 
 from gateway.settings import PROJECT_ROOT
 from tests.auth.conftest import BASE, SmartClient, bearer, new_key, token_for
-from tests.conftest import running_app, truncate_all
+from tests.conftest import fresh_database, running_app, truncate_all
 from tests.subscriptions.conftest import FAST
 from tests.subscriptions.helpers import patient, subscription, wait_status
 
@@ -30,10 +30,15 @@ def policy_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-async def secured(database_url, policy_file):
-    async with running_app(
-        database_url, auth="on", worker_inline="on", access_policy=policy_file, **FAST
-    ) as application:
+async def secured(database_url, policy_file, tmp_path_factory):
+    # A database of the module's own: the in-process subscription parts of other tests'
+    # gateways (alive for the session, without authentication) would deliver to its receiver.
+    async with (
+        fresh_database(database_url, tmp_path_factory.mktemp("subdb")) as own,
+        running_app(
+            own, auth="on", worker_inline="on", access_policy=policy_file, **FAST
+        ) as application,
+    ):
         yield application
 
 
