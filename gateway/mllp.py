@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import multiprocessing.queues
@@ -335,6 +336,7 @@ async def run(
         reuse_port=reuse_port,
     )
     bound = await server.start()
+    gc.freeze()  # the start-up objects (profiles, mappings): out of the collector's way
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

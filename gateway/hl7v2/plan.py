@@ -265,7 +265,7 @@ def _entries(
                 same[p.full_url] = by_key[key]
                 continue
             by_key[key] = p.full_url
-            resource = json_copy(p.resource)
+            resource = p.resource  # rendered for this message alone: changed in place
             _exact_decimals(resource, p, texts)
             if p.spec.name in rec.create_only:
                 request = {"method": "POST", "url": p.type, "ifNoneExist": p.query}
