@@ -259,6 +259,23 @@ def att_1(value: Any, env: dict[str, Any]) -> bool:
     return "data" not in value or "contentType" in value
 
 
+def _present(value: dict[str, Any], name: str) -> bool:
+    """The element is there: a value, or (a primitive) only its extensions (`_name`)."""
+    return value.get(name) is not None or value.get("_" + name) is not None
+
+
+def obs_3(value: Any, env: dict[str, Any]) -> bool:
+    return not isinstance(value, dict) or any(_present(value, n) for n in ("low", "high", "text"))
+
+
+def sqty_1(value: Any, env: dict[str, Any]) -> bool:
+    return not isinstance(value, dict) or not _present(value, "comparator")
+
+
+def org_1(value: Any, env: dict[str, Any]) -> bool:
+    return not isinstance(value, dict) or bool(value.get("identifier")) or _present(value, "name")
+
+
 def name_consistent(name: Any) -> bool:
     """HumanName.text carries the family and given names (Chinese: family + given, no space;
     a minority name with a middle dot: its parts in either order)."""
@@ -344,6 +361,10 @@ NATIVE: dict[tuple[str, str], Native] = {
     ("cpt-2", "value.empty() or system.exists()"): cpt_2,
     ("qty-3", "code.empty() or system.exists()"): qty_3,
     ("att-1", "data.empty() or contentType.exists()"): att_1,
+    # on every lab result, its quantities and its lab (measured: a fifth of an ORU's validation)
+    ("obs-3", "low.exists() or high.exists() or text.exists()"): obs_3,
+    ("sqty-1", "comparator.empty()"): sqty_1,
+    ("org-1", "(identifier.count() + name.count()) > 0"): org_1,
     # fhirpathpy cannot compare Quantities or type-test choice values; native semantics instead
     ("rng-2", "low.empty() or high.empty() or (low <= high)"): rng_2,
     ("que-7", "operator = 'exists' implies (answer is Boolean)"): que_7,
