@@ -31,12 +31,12 @@ from typing import Any
 import orjson
 from hl7.mllp import InvalidBlockError, start_hl7_server
 from hl7.mllp.streams import HL7StreamReader, HL7StreamWriter
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import and_, bindparam, select, tuple_
 
 from gateway.app import build_core
 from gateway.fhir.core import FhirCore
 from gateway.fhir.request import FhirRequest
-from gateway.hl7v2.group import Group
+from gateway.hl7v2.group import Group, Wanted
 from gateway.hl7v2.receive import Prepared, Received, accepted, prepare, refusal, write_failed
 from gateway.settings import Settings
 from gateway.store.tables import idx_token, resources
@@ -192,19 +192,20 @@ class MllpServer:
             )
         return accepted(ready, list(response.get("entry") or []))
 
-    async def _lookup(self, res_type: str, system: str, values: list[str]) -> dict[str, list[str]]:
-        """value → the ids of the stored resources of this type having the identifier
-        (system, value): one indexed query for all the values (the `identifier` token rows,
-        exact as a conditional match compares them), whatever a client could see (as the
+    async def _lookup(self, wanted: Wanted) -> dict[tuple[str, str], dict[str, list[str]]]:
+        """Per (type, system), value → the ids of the stored resources of this type having the
+        identifier (system, value): one indexed query for all of them (the `identifier` token
+        rows, exact as a conditional match compares them), whatever a client could see (as the
         core's conditional matches do; MLLP has no client identity)."""
-        out: dict[str, list[str]] = {v: [] for v in values}
+        out: dict[tuple[str, str], dict[str, list[str]]] = {
+            key: {v: [] for v in values} for key, values in wanted.items()
+        }
+        keys = [(t, s, v) for (t, s), values in wanted.items() for v in values]
         async with self.core.store.read_engine.connect() as conn:
-            for i in range(0, len(values), 500):
-                rows = await conn.execute(
-                    _BY_IDENTIFIER, {"t": res_type, "s": system, "v": values[i : i + 500]}
-                )
-                for code, res_id in rows:
-                    ids = out.get(code)
+            for i in range(0, len(keys), 500):
+                rows = await conn.execute(_BY_IDENTIFIER, {"k": keys[i : i + 500]})
+                for res_type, system, code, res_id in rows:
+                    ids = out.get((res_type, system), {}).get(code)
                     if ids is not None and res_id not in ids:
                         ids.append(res_id)
         return out
@@ -223,7 +224,7 @@ class MllpServer:
 
 
 _BY_IDENTIFIER = (
-    select(idx_token.c.code, idx_token.c.res_id)
+    select(idx_token.c.res_type, idx_token.c.system, idx_token.c.code, idx_token.c.res_id)
     .select_from(
         idx_token.join(
             resources,
@@ -234,10 +235,10 @@ _BY_IDENTIFIER = (
         )
     )
     .where(
-        idx_token.c.res_type == bindparam("t"),
         idx_token.c.param == "identifier",
-        idx_token.c.system == bindparam("s"),
-        idx_token.c.code.in_(bindparam("v", expanding=True)),
+        tuple_(idx_token.c.res_type, idx_token.c.system, idx_token.c.code).in_(
+            bindparam("k", expanding=True)
+        ),
         resources.c.deleted.is_(False),
     )
 )

@@ -9,10 +9,10 @@ share a group; resources they only name (the patient and the lab, created only w
 matches) are written once for the group, and every message's links follow that entry.
 
 Before its transaction, a group's business identifiers are resolved together (`resolve`): one
-search per resource type and identifier system for the whole group, instead of one per
-entry inside the transaction. A resource already stored is written by its id (`PUT Type/id`);
-a create-only resource already stored (the patient, the lab) is not sent at all, its links
-point at it; a new resource is written by an id derived from its type and business
+search for the whole group (every resource type and identifier system at once), instead of
+one per entry inside the transaction. A resource already stored is written by its id
+(`PUT Type/id`); a create-only resource already stored (the patient, the lab) is not sent
+at all, its links point at it; a new resource is written by an id derived from its type and business
 identifier (`PUT Type/<uuid5>`), so two writers creating it at once (two `gateway mllp`
 processes) write one resource, never two. An identifier the search cannot tell (matching
 several resources, or a value it cannot search) is left conditional: the transaction decides
@@ -73,8 +73,9 @@ class Group:
 
     async def resolve(self, lookup: Lookup) -> None:
         """The group's business identifiers resolved before its transaction (see the module's
-        docstring); `lookup(type, system, values)` answers value → the ids of the stored
-        resources having that identifier, leaving out the values it cannot tell."""
+        docstring); `lookup({(type, system): values})` answers, per (type, system), value →
+        the ids of the stored resources having that identifier, leaving out the values it
+        cannot tell (all of them in one query: a group of one message pays one round trip)."""
         keyed: list[tuple[int, str, str, str, str]] = []  # entry, type, query, system, value
         wanted: dict[tuple[str, str], set[str]] = defaultdict(set)
         for i, entry in enumerate(self.entries):
@@ -90,13 +91,13 @@ class Group:
                 continue
             keyed.append((i, res_type, query, *key))
             wanted[(res_type, key[0])].add(key[1])
-        found: dict[tuple[str, str], dict[str, list[str]]] = {}
-        for (res_type, system), values in wanted.items():
-            found[(res_type, system)] = await lookup(res_type, system, sorted(values))
+        found = (
+            await lookup({key: sorted(values) for key, values in wanted.items()}) if wanted else {}
+        )
         links: dict[str, str] = {}
         dropped: set[int] = set()
         for i, res_type, query, system, value in keyed:
-            ids = found[(res_type, system)].get(value)
+            ids = found.get((res_type, system), {}).get(value)
             if ids is None or len(ids) > 1:
                 continue  # not told, or several: the transaction decides (and reports)
             entry = self.entries[i]
@@ -126,7 +127,8 @@ class Group:
         return [[entries[i] if i is not None else None for i in span] for span in self.spans]
 
 
-Lookup = Callable[[str, str, list[str]], Awaitable[dict[str, list[str]]]]
+Wanted = dict[tuple[str, str], list[str]]  # (type, identifier system) → values
+Lookup = Callable[[Wanted], Awaitable[dict[tuple[str, str], dict[str, list[str]]]]]
 _IDS = uuid.UUID("6f1d5c1e-6c7a-4c52-9a43-2f0f7d1b8e11")  # the namespace of stable_id
 
 

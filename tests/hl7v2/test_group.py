@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from gateway.hl7v2.group import Group, identifier_of, stable_id
+from gateway.hl7v2.group import Group, Wanted, identifier_of, stable_id
 from gateway.hl7v2.receive import Prepared, Received, prepare
 from gateway.mllp import MllpServer
 from tests.hl7v2.corpus import raw
@@ -188,12 +188,14 @@ async def test_resolve_leaves_what_it_cannot_tell() -> None:
     group.add(ready)
     urls = [e["request"]["url"] for e in group.entries]
 
-    async def lookup(res_type: str, system: str, values: list[str]) -> dict[str, list[str]]:
-        if res_type == "DiagnosticReport":
-            return {v: ["a", "b"] for v in values}  # several
-        if res_type == "Specimen":
-            return {}  # not told
-        return {v: [] for v in values}
+    async def lookup(wanted: Wanted) -> dict[tuple[str, str], dict[str, list[str]]]:
+        out: dict[tuple[str, str], dict[str, list[str]]] = {}
+        for (res_type, system), values in wanted.items():
+            if res_type == "DiagnosticReport":
+                out[(res_type, system)] = {v: ["a", "b"] for v in values}  # several
+            elif res_type != "Specimen":  # the Specimen's: not told
+                out[(res_type, system)] = {v: [] for v in values}
+        return out
 
     await group.resolve(lookup)
     after = {e["resource"]["resourceType"]: e["request"] for e in group.entries}
