@@ -204,3 +204,16 @@ async def test_resolve_leaves_what_it_cannot_tell() -> None:
     assert after["Observation"]["url"].startswith("Observation/")
     assert after["Patient"]["method"] == "POST"  # a new create-only resource: still conditional
     assert "ifNoneExist" in after["Patient"]
+
+
+def test_identifier_lookups_go_at_most_so_many_values_a_query() -> None:
+    from gateway.mllp import _chunks
+
+    wanted = {("Observation", "s"): [f"o{i}" for i in range(7)], ("Patient", "p"): ["a", "b"]}
+    chunks = list(_chunks(wanted, 3))
+    assert all(sum(len(v) for v in c.values()) <= 3 for c in chunks)
+    merged: dict[tuple[str, str], list[str]] = {}
+    for c in chunks:
+        for key, values in c.items():
+            merged.setdefault(key, []).extend(values)
+    assert merged == wanted  # every value once, in order
