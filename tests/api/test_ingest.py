@@ -45,7 +45,9 @@ async def ingest(client, source: str, records: Any, **params) -> dict[str, Any]:
 
 
 async def count(client, query: str) -> int:
-    r = await client.get(f"/{query}", params={"_summary": "count"})
+    # In the URL itself: httpx's `params=` replaces a query the URL already has.
+    r = await client.get(f"/{query}{'&' if '?' in query else '?'}_summary=count")
+    assert r.status_code == 200, r.text
     return r.json()["total"]
 
 
