@@ -65,7 +65,7 @@ class Renderer:
         self.problems = problems
 
     def render(self, node: Any, scope: Scope) -> Rendered:
-        kind = _kind(node)
+        kind = _kind(node, self.spec.node_kinds)
         if kind == _FIXED:  # a copy: what is rendered may be changed in place later
             return Rendered(_copy(node), False, False, [])
         if kind == _LIST:
@@ -201,15 +201,14 @@ class Renderer:
             return EMPTY
 
 
-# What a template node is, found once per node (templates live as long as their spec): every
-# record of a mapping renders the same nodes, and most of a template is fixed text.
+# What a template node is, found once per node and kept with its spec: every record of a
+# mapping renders the same nodes, and most of a template is fixed text.
 _FIXED, _LIST, _EACH, _LEAF, _OBJECT = range(5)
 _LEAF_KEYS = ("$from", "$format", "$query", "$ref")
-_KINDS: dict[int, tuple[Any, int]] = {}
 
 
-def _kind(node: Any) -> int:
-    found = _KINDS.get(id(node))
+def _kind(node: Any, known: dict[int, tuple[Any, int]]) -> int:
+    found = known.get(id(node))
     if found is not None and found[0] is node:
         return found[1]
     if not isinstance(node, list | Mapping):
@@ -224,7 +223,7 @@ def _kind(node: Any) -> int:
         kind = _LEAF
     else:
         kind = _OBJECT
-    _KINDS[id(node)] = (node, kind)  # the node itself kept: its id is never reused
+    known[id(node)] = (node, kind)  # the node itself kept: its id is never reused
     return kind
 
 

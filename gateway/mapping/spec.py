@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.mapping.tables import CodeTable
@@ -79,6 +79,9 @@ class Spec:
     tables: dict[str, CodeTable]
     zone: str = "+08:00"
     key_field: str | None = None  # the field naming a record in reports (签约编号)
+    # What each template node is (gateway.mapping.render), found once and kept with the spec
+    # whose templates they are: id(node) → (node, kind).
+    node_kinds: dict[int, tuple[Any, int]] = field(default_factory=dict, compare=False, repr=False)
 
     def resource(self, name: str) -> ResourceSpec:
         return next(r for r in self.resources if r.name == name)
