@@ -24,9 +24,11 @@ GATEWAY_WRITTEN = {"AuditEvent", "Provenance"}
 
 
 @pytest.fixture(scope="module")
-async def auth_bulk_app(database_url) -> AsyncIterator:
+async def auth_bulk_app(bulk_database) -> AsyncIterator:
+    # On the module's own database: the session gateways' in-process bulk runners (without
+    # authentication) would otherwise claim its jobs and export without the access policies.
     async with running_app(
-        database_url,
+        bulk_database,
         auth="on",
         validation_workers=0,
         bulk_poll_interval=0.05,
