@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from gateway.hl7v2.plan import json_copy
 from gateway.hl7v2.receive import Prepared
+from gateway.vocab.json_io import json_copy
 
 
 @dataclass

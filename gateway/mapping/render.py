@@ -17,6 +17,7 @@ from urllib.parse import quote
 from gateway.mapping.record import UNKNOWN_CODE, Problem, Values
 from gateway.mapping.spec import ITEM, Spec, placeholders
 from gateway.mapping.values import ValueProblem
+from gateway.vocab.json_io import json_copy
 
 Locations = list[tuple[str, tuple[str, ...]]]  # (FHIR path in the resource, source fields)
 
@@ -67,7 +68,7 @@ class Renderer:
     def render(self, node: Any, scope: Scope) -> Rendered:
         kind = _kind(node, self.spec.node_kinds)
         if kind == _FIXED:  # a copy: what is rendered may be changed in place later
-            return Rendered(_copy(node), False, False, [])
+            return Rendered(json_copy(node), False, False, [])
         if kind == _LIST:
             return self._list(node, scope)
         if kind == _EACH:
@@ -239,14 +240,6 @@ def _fixed(node: Any) -> bool:
             and all(_fixed(v) for v in node.values())
         )
     return True
-
-
-def _copy(node: Any) -> Any:
-    if isinstance(node, list):
-        return [_copy(v) for v in node]
-    if isinstance(node, Mapping):
-        return {k: _copy(v) for k, v in node.items()}
-    return node
 
 
 def _join(key: str, path: str) -> str:

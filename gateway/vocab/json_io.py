@@ -68,3 +68,13 @@ def dumps(value: Any, option: int | None = None) -> bytes:
 def loads_exact(data: bytes | str, **hooks: Any) -> Any:
     """JSON with its decimals (and very large integers) as JsonNumber."""
     return json.loads(data, parse_float=JsonNumber, parse_int=_int, **hooks)
+
+
+def json_copy(node: Any) -> Any:
+    """A copy of a JSON-like tree (dicts, lists; the leaves, str, numbers, Decimal, bool and
+    None, are immutable and shared): what copy.deepcopy gives, several times faster."""
+    if isinstance(node, dict):
+        return {k: json_copy(v) if isinstance(v, dict | list) else v for k, v in node.items()}
+    if isinstance(node, list):
+        return [json_copy(v) if isinstance(v, dict | list) else v for v in node]
+    return node
