@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -52,13 +51,13 @@ async def test_gateway_mllp_command(
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            assert time.monotonic() < deadline, "gateway mllp did not listen within 60 s"
-            await asyncio.sleep(0.1)
+        # The announcement, not a first accepted connection, says it is ready: with two
+        # workers one may listen (and take every connection) before the other has started.
+        assert proc.stdout is not None
+        announced = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 60)
+        assert announced.startswith(b"MLLP listening on 127.0.0.1:"), (
+            proc.stderr.read() if proc.stderr and proc.poll() is not None else announced
+        )
         reader, writer = await open_hl7_connection("127.0.0.1", port)
         writer.writeblock(raw("adt-a01-utf8"))
         await writer.drain()
@@ -95,4 +94,3 @@ async def test_gateway_mllp_command(
             proc.wait()
             raise
     assert code == 0, proc.stderr.read() if proc.stderr else ""
-    assert b"MLLP listening on 127.0.0.1:" in (proc.stdout.read() if proc.stdout else b"")
