@@ -72,6 +72,45 @@ async def test_in_process_bus_receives_committed_events_in_order(client, core, a
     assert await _outbox_count(core) == 0  # and then removed
 
 
+async def test_running_relay_takes_one_batch_per_wake_up(client, core, app_relay_paused):
+    """Woken by commits, the relay publishes what is there and stops at a short batch: no
+    second transaction to find the outbox empty (one per wake-up under a stream of writes).
+    A full batch is followed by the next."""
+    bus = InProcessBus()
+    seen: list[int] = []
+
+    async def on_event(event):
+        seen.append(event.version)
+
+    bus.subscribe(on_event)
+    relay = OutboxRelay(core.store.engine, bus, batch=3, linger=0)
+    await relay.drain()  # whatever the app's own relay left
+    seen.clear()
+    batches: list[int] = []
+    drain_once = relay.drain_once
+
+    async def counted() -> int:
+        batches.append(await drain_once())
+        return batches[-1]
+
+    relay.drain_once = counted  # type: ignore[method-assign]
+    pid = (await client.post("/Patient", json=PATIENT)).json()["id"]
+    for _ in range(4):
+        await client.put(f"/Patient/{pid}", json={**PATIENT, "id": pid})
+    relay.start()
+    relay.notify([])
+    for _ in range(200):
+        if len(seen) == 5:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)  # time for a needless third
+    taken = list(batches)
+    await relay.stop()  # (which drains once more: what came before the stop)
+    assert seen == [1, 2, 3, 4, 5]
+    assert taken == [3, 2]  # a full batch, then a short one: done
+    assert await _outbox_count(core) == 0
+
+
 async def test_redis_stream_bus_publishes_events(client, core, app_relay_paused):
     url = need_service("GATEWAY_TEST_REDIS_URL", "Redis")
     redis = aioredis.from_url(url)
