@@ -61,9 +61,12 @@ _W = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 
 def add_arguments(ap: Any) -> None:
     ap.add_argument("--hl7v2", action="store_true", help="only ORU^R01 over MLLP")
-    ap.add_argument("--hl7v2-messages", type=int, default=2000)
-    ap.add_argument("--hl7v2-connections", type=int, nargs="+", default=[1, 8, 16])
-    ap.add_argument("--hl7v2-workers", type=int, nargs="+", default=[1])
+    ap.add_argument("--hl7v2-messages", type=int, default=1500)
+    ap.add_argument("--hl7v2-connections", type=int, nargs="+", default=[1, 16, 32])
+    # one process, and one per core (the most this machine does)
+    ap.add_argument(
+        "--hl7v2-workers", type=int, nargs="+", default=sorted({1, os.cpu_count() or 1})
+    )
 
 
 def id_card(n: int) -> str:
