@@ -41,6 +41,7 @@ from gateway.hl7v2.receive import Prepared, Received, accepted, prepare, refusal
 from gateway.settings import Settings
 from gateway.store.tables import idx_token, resources
 from gateway.vocab.outcomes import OperationOutcomeError
+from gateway.vocab.tasks import finish_or_cancel
 
 log = logging.getLogger("gateway.mllp")
 Waiting = tuple[Prepared, "asyncio.Future[Received]"]
@@ -69,8 +70,9 @@ class MllpServer:
         self.handled = 0
         self.groups = 0  # transactions written for groups (their messages: `grouped`)
         self.grouped = 0
-        self._queue: asyncio.Queue[Waiting] = asyncio.Queue()
+        self._queue: asyncio.Queue[Waiting | None] = asyncio.Queue()  # None: stop
         self._writer: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start(self) -> int:
         """Listen; returns the port (a free one when asked for port 0)."""
@@ -83,18 +85,23 @@ class MllpServer:
         log.info("MLLP listening on %s:%s", self.host, self.port)
         return self.port
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 10.0) -> None:
+        """No new connections; the messages received so far are written and answered (the
+        writer is not cancelled inside a transaction), later ones refused; then the
+        connections end."""
+        self._stopping = True
         if self.server is not None:
             self.server.close()
+        if self._writer is not None:
+            self._queue.put_nowait(None)
+            await finish_or_cancel([self._writer], grace)
+            self._writer = None
+        if self.server is not None:
             for task in list(self.connections):
                 task.cancel()
             await asyncio.gather(*self.connections, return_exceptions=True)
             await self.server.wait_closed()
             self.server = None
-        if self._writer is not None:
-            self._writer.cancel()
-            await asyncio.gather(self._writer, return_exceptions=True)
-            self._writer = None
 
     async def _client(self, reader: HL7StreamReader, writer: HL7StreamWriter) -> None:
         task = asyncio.current_task()
@@ -134,6 +141,8 @@ class MllpServer:
             return refusal(block, "the message could not be read")
         if isinstance(ready, Received):
             return ready
+        if self._stopping:  # after the last group: the sender sends it again
+            return refusal(block, "the interface is stopping; send the message again")
         if self._writer is None:  # not serving: written alone
             result = await self._single(ready)
         else:
@@ -144,10 +153,18 @@ class MllpServer:
         return result
 
     async def _groups(self) -> None:
-        while True:
-            pending = [await self._queue.get()]
+        last = False
+        while not last:
+            first = await self._queue.get()
+            if first is None:  # stop(): everything before it is written
+                return
+            pending = [first]
             while not self._queue.empty() and len(pending) < self.max_group:
-                pending.append(self._queue.get_nowait())
+                item = self._queue.get_nowait()
+                if item is None:
+                    last = True
+                    break
+                pending.append(item)
             try:
                 await self._write(pending)
             except Exception:  # never leave a sender waiting

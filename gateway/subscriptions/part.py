@@ -20,11 +20,13 @@ from typing import Any
 from gateway.events.bus import InProcessBus, RedisStreamBus
 from gateway.store.model import Event
 from gateway.subscriptions.service import SubscriptionService
+from gateway.vocab.tasks import finish_or_cancel
 
 log = logging.getLogger("gateway.subscriptions")
 
 GROUP = "subscriptions"
 _BATCH = 500
+_GRACE = 5.0  # seconds a stopping task has to end by itself
 
 
 def _event(fields: dict[Any, Any]) -> Event:
@@ -45,7 +47,7 @@ class SubscriptionPart:
         self.settings = service.settings
         self.bus = bus
         self.redis = redis
-        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue()  # None: stop
         self.tasks: list[asyncio.Task[None]] = []
         self.stopping = asyncio.Event()
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{service.me[:6]}"
@@ -72,9 +74,13 @@ class SubscriptionPart:
     async def _local(self) -> None:
         while not self.stopping.is_set():
             first = await self.queue.get()
+            if first is None:  # stop() said so
+                break
             batch = [first]
             while len(batch) < _BATCH and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
+                more = self.queue.get_nowait()
+                if more is not None:
+                    batch.append(more)
             # Retried (matching is idempotent: a version queued already is not queued again)
             # while the database is away, for a while; then logged as lost.
             for attempt in range(6):
@@ -181,11 +187,10 @@ class SubscriptionPart:
         if isinstance(self.bus, InProcessBus):
             with contextlib.suppress(ValueError):
                 self.bus.subscribers.remove(self._enqueue)
-        for t in self.tasks:
-            t.cancel()
-        for t in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        self.queue.put_nowait(None)  # wakes the in-process consumer to see `stopping`
+        # The sweep and the consumers end within a second of `stopping` (their Redis reads
+        # block at most that long); a sweep in the middle of its statements finishes them.
+        await finish_or_cancel(self.tasks, _GRACE)
         await self.service.stop()
 
 

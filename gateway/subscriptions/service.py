@@ -54,6 +54,7 @@ from gateway.subscriptions.spec import SpecError, SubSpec, read_spec
 from gateway.subscriptions.tables import sub_events, sub_state
 from gateway.vocab import clock, metrics, outcomes
 from gateway.vocab.context import RequestContext
+from gateway.vocab.tasks import finish_or_cancel
 
 log = logging.getLogger("gateway.subscriptions")
 
@@ -61,6 +62,7 @@ S = sub_state.c
 E = sub_events.c
 LIVE = ("active", "requested")
 _CHUNK = 500
+_STOP_GRACE = 5.0  # seconds a pump has to finish the notification in hand at stop
 
 
 @dataclass
@@ -811,12 +813,8 @@ class SubscriptionService:
 
     async def stop(self) -> None:
         self._stopping = True
-        tasks = [t for t in self._pumps.values() if not t.done()]
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        # A pump ends after the notification in hand (it checks `_stopping` between steps).
+        await finish_or_cancel(self._pumps.values(), _STOP_GRACE)
         with contextlib.suppress(Exception):
             await self._release_all()
         if self._own_http:

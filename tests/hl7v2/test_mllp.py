@@ -142,3 +142,34 @@ async def test_a_failing_message_among_concurrent_ones(
     assert reports == 5
     none = await client.get("/DiagnosticReport?identifier=urn:oid:2.16.156.10011.1.33|JY-MLLP-0099")
     assert none.json()["total"] == 0
+
+
+async def test_stopping_answers_what_it_received(
+    mllp: MllpServer, client: httpx.AsyncClient
+) -> None:
+    """Stopped while messages are being written: the group in hand is written and
+    acknowledged (the writer is not cancelled inside its transaction), a message that comes
+    later is refused (AR: send it again) or its connection closed unanswered; what was
+    acknowledged is stored, nothing else is."""
+
+    async def send(n: int) -> str:
+        reader, writer = await open_hl7_connection("127.0.0.1", mllp.port)
+        try:
+            writer.writeblock(oru(n))
+            await writer.drain()
+            ack = await asyncio.wait_for(reader.readblock(), 60)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return "closed"
+        finally:
+            writer.close()
+        return msa(ack)[1]
+
+    senders = [asyncio.create_task(send(n)) for n in range(12)]
+    while mllp._queue.empty() and mllp.handled == 0:  # the first messages are in
+        await asyncio.sleep(0.005)
+    await mllp.stop()
+    answers = await asyncio.gather(*senders)
+    assert set(answers) <= {"AA", "AR", "closed"}
+    assert "AA" in answers
+    stored = (await client.get("/DiagnosticReport?_summary=count")).json()["total"]
+    assert stored == answers.count("AA")
