@@ -171,10 +171,17 @@ class Jobs:
                 return
             yield bytes(data)
 
-    async def claim(self, worker: str, lease: float, job_id: str | None = None) -> Job | None:
-        """Take a runnable job (this one, or the one waiting longest) for `lease` seconds."""
+    async def claim(
+        self, worker: str, lease: float, job_id: str | None = None, restricts: bool = True
+    ) -> Job | None:
+        """Take a runnable job (this one, or the one waiting longest) for `lease` seconds. A
+        worker that cannot apply access policies (`restricts` False: authentication off in its
+        settings) takes only the jobs started without one: a job started under a policy must
+        never run unfiltered because a worker was configured differently."""
         now = clock.now_us()
         free = or_(J.lease_until.is_(None), J.lease_until < now)
+        if not restricts:
+            free = and_(free, J.role.is_(None))
         q = select(J.job_id).where(J.status.in_(ACTIVE), free).order_by(J.turn).limit(8)
         if job_id is not None:
             q = q.where(J.job_id == job_id)

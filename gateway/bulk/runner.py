@@ -52,9 +52,16 @@ class Contexts:
                 policy, lambda t, q: core.parse_search(t, q), core.search_sql, core.store
             )
 
+    @property
+    def restricts(self) -> bool:
+        """Whether this process can apply access policies (authentication on)."""
+        return self.access is not None
+
     async def of(self, job: Job) -> RequestContext:
-        if self.access is None or job.role is None:
+        if job.role is None:  # started with authentication off: nothing to restrict
             return RequestContext(principal=job.owner, request_id=job.job_id)
+        if self.access is None:  # never unfiltered (`Jobs.claim` leaves such jobs alone)
+            raise RuntimeError(f"bulk job {job.job_id} needs access control, which is off here")
         ctx = await self.access.context(
             job.owner,
             job.organization,
@@ -152,7 +159,11 @@ class BulkPart:
                     for job_id, turn in await self.jobs.runnable():
                         await self._enqueue(job_id, turn)
                 else:
-                    job = await self.jobs.claim(self.worker_id, self.settings.bulk_lease_seconds)
+                    job = await self.jobs.claim(
+                        self.worker_id,
+                        self.settings.bulk_lease_seconds,
+                        restricts=self.contexts.restricts,
+                    )
                     if job is not None:
                         await self.run(job)
                         continue
@@ -177,7 +188,12 @@ class BulkPart:
     async def _arq_slice(self, _ctx: dict[str, Any], job_id: str) -> None:
         if self.stopping.is_set():
             return
-        job = await self.jobs.claim(self.worker_id, self.settings.bulk_lease_seconds, job_id)
+        job = await self.jobs.claim(
+            self.worker_id,
+            self.settings.bulk_lease_seconds,
+            job_id,
+            restricts=self.contexts.restricts,
+        )
         if job is not None:
             await self.run(job)
 

@@ -157,3 +157,36 @@ async def test_group_of_a_teams_contracted_residents(world):
     assert contracted == {"Patient/p1"}
     assert {k for k in got if k.startswith("Patient/")} == contracted
     assert "Observation/obs-p1" in got and "Observation/obs-p2" not in got
+
+
+async def test_a_worker_without_access_control_leaves_the_job_alone(
+    world, auth_bulk_app, bulk_database
+):
+    """A gateway configured without authentication on the same database (a worker deployed
+    with other settings) never runs an export started under an access policy: the job waits
+    for a runner that applies the policy, and then holds exactly what the role sees."""
+    bulk = next(p for p in auth_bulk_app.state.background if p.name == "bulk")
+    await bulk.stop()
+    try:
+        async with running_app(
+            bulk_database, validation_workers=0, bulk_poll_interval=0.05
+        ) as open_gateway:
+            assert any(p.name == "bulk" for p in open_gateway.state.background)
+            r = await world.call("pc-a", "GET", "$export", headers=ASYNC)
+            assert r.status_code == 202, r.text
+            status = r.headers["content-location"]
+            await asyncio.sleep(1.0)  # twenty polls of the open gateway's runner
+            job = await bulk.jobs.get(status.rstrip("/").rsplit("/", 1)[-1])
+            assert job is not None and job.status == "queued", job
+            assert (await world.call("pc-a", "GET", status)).status_code == 202
+    finally:
+        await bulk.start()
+    deadline = time.monotonic() + 120
+    while (r := await world.call("pc-a", "GET", status)).status_code == 202:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    assert r.status_code == 200, r.text
+    expected = {k for k in world.visible("pc-a") if k.split("/")[0] not in GATEWAY_WRITTEN}
+    # (the open gateway installed the conformance resources at its start: public, not the world's)
+    got = {k for k in await exported(world, "pc-a", r.json()) if k in world.recs}
+    assert got == expected, f"leaked: {sorted(got - expected)}, missing: {sorted(expected - got)}"
