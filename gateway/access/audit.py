@@ -28,6 +28,7 @@ from gateway.store.repository import Repository
 from gateway.store.store import Store
 from gateway.vocab import clock
 from gateway.vocab.context import RequestContext
+from gateway.vocab.tasks import finish_or_cancel
 
 log = logging.getLogger("gateway.audit")
 
@@ -217,9 +218,4 @@ class AuditLog:
         if self._task is None:
             return
         self._stopping.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), 30)
-        except TimeoutError:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await finish_or_cancel([self._task], 30)

@@ -33,6 +33,7 @@ from gateway.store.errors import unavailable
 from gateway.vocab import outcomes
 from gateway.vocab.context import RequestContext
 from gateway.vocab.metrics import EXPORT_JOBS
+from gateway.vocab.tasks import finish_or_cancel
 
 log = logging.getLogger("gateway.bulk")
 EXPIRY_EVERY = 60.0  # seconds between sweeps for expired files
@@ -134,11 +135,8 @@ class BulkPart:
     async def stop(self) -> None:
         self.stopping.set()
         loop_task = self.tasks.pop() if self.tasks else None
-        if loop_task is not None:
-            try:
-                await asyncio.wait_for(loop_task, self.settings.bulk_slice_seconds + 5)
-            except (TimeoutError, asyncio.CancelledError):
-                loop_task.cancel()
+        if loop_task is not None:  # the slice in hand ends and commits its cursor
+            await finish_or_cancel([loop_task], self.settings.bulk_slice_seconds + 5)
         for task in self.tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -25,6 +25,7 @@ from gateway.events.bus import EventBus
 from gateway.store.engine import write_transaction
 from gateway.store.model import Event
 from gateway.store.tables import outbox
+from gateway.vocab.tasks import finish_or_cancel
 
 log = logging.getLogger(__name__)
 
@@ -81,16 +82,10 @@ class OutboxRelay:
         return len(rows)
 
     async def drain(self) -> int:
-        total = 0
-        while n := await self.drain_once():
-            total += n
-        return total
-
-    async def _drain_woken(self) -> int:
-        """As `drain`, without the empty batch that proves the outbox empty: a batch short of
-        `batch` took every row committed before it (one relay at a time: the advisory lock,
-        SQLite's writer), and a later commit wakes the relay again. Under a steady stream of
-        writes that is one relay transaction per wake-up instead of two."""
+        """Publish every row committed before the call. A batch short of `batch` took all of
+        them (one relay at a time: the advisory lock, SQLite's writer), so no empty batch is
+        read to prove it: under a steady stream of writes, one relay transaction per wake-up
+        instead of two (a later commit wakes the relay again)."""
         total = 0
         while n := await self.drain_once():
             total += n
@@ -110,7 +105,7 @@ class OutboxRelay:
                 # A bus that does not answer is found out before a batch is locked: the rows
                 # stay claimable (and SQLite's write lock free) while it is away.
                 await self.bus.check()
-                published = await self._drain_woken()
+                published = await self.drain()
             except Exception as exc:  # noqa: BLE001 - keep relaying: an outage must not kill the gateway
                 if not failing:  # one line per change of state, not a traceback per retry
                     log.warning(
@@ -145,9 +140,4 @@ class OutboxRelay:
         self._stopping = True
         self._wake.set()
         self._halt.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout)
-        except TimeoutError:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await finish_or_cancel([self._task], timeout)
